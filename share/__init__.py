@@ -1,0 +1,1 @@
+"""Data files shipped with remote-ollama-proxy (templates, error pages, rules)."""

@@ -1,0 +1,1 @@
+"""ai-client: configures a laptop to use a remote-ollama-proxy server."""

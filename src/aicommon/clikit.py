@@ -1,0 +1,97 @@
+"""What both CLIs share at the click edge: global options, result rendering, error mapping."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from aicommon.errors import AiError, ExitCode
+from aicommon.output import Output
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class AppContext:
+    prog: str
+    config: Path | None = None
+    verbosity: int = 0
+    command: str = ""
+    out: Output = field(default_factory=Output)
+
+
+def json_option(func: F) -> F:
+    """--json for reporting commands: one envelope on stdout instead of human text."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print one JSON envelope on stdout instead of text.")(func)
+
+
+def begin(ctx: click.Context, as_json: bool = False) -> AppContext:
+    """Fetch the app context for a command and set its output mode."""
+    app = ctx.find_object(AppContext)
+    assert app is not None
+    app.command = ctx.command_path.split(" ", 1)[1] if " " in ctx.command_path else ""
+    app.out = Output(json_mode=as_json, verbosity=app.verbosity)
+    return app
+
+
+def finish(app: AppContext, data: Any, human: Callable[[Any], str] | None = None, *,
+           ok: bool = True, exit_code: int = ExitCode.OK) -> NoReturn:
+    app.out.result(app.command, data, human, ok=ok)
+    sys.exit(exit_code)
+
+
+def run_main(group: click.Group, prog: str, argv: list[str] | None = None) -> NoReturn:
+    """Run a click group; map domain errors, usage errors and Ctrl-C to exit codes."""
+    app = AppContext(prog)
+    try:
+        args = list(sys.argv[1:] if argv is None else argv)
+        with group.make_context(prog, args, obj=app) as ctx:
+            group.invoke(ctx)
+        sys.exit(ExitCode.OK)
+    except AiError as err:
+        app.out.failure(prog, app.command, err)
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+        sys.exit(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        sys.exit(ExitCode.FAILURE)
+
+
+def human_kv(data: dict[str, Any]) -> str:
+    """Key/value lines for flat reports."""
+    width = max((len(k) for k in data), default=0)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in data.items())
+
+
+def make_group(prog: str, doc: str, config_envvar: str) -> click.Group:
+    """The top-level group both tools share: --version, --config, -v/-q, -h/--help."""
+    from aicommon import __version__
+
+    @click.group(prog, help=doc, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(__version__, "-V", "--version", prog_name=prog,
+                          message="%(prog)s %(version)s")
+    @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
+                  envvar=config_envvar,
+                  help=f"Settings file (default: config.toml in the config dir; "
+                       f"env {config_envvar}).")
+    @click.option("-v", "--verbose", count=True, help="More detail on stderr.")
+    @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+    @click.pass_context
+    def group(ctx: click.Context, config: Path | None, verbose: int, quiet: bool) -> None:
+        app = ctx.ensure_object(AppContext)
+        app.config = config
+        app.verbosity = -1 if quiet else verbose
+
+    return group

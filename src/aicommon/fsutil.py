@@ -1,0 +1,102 @@
+"""Atomic file writes: temp file beside the target, then rename over it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aicommon.errors import AiError
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    path: Path  # the file actually written (a symlink's target)
+    changed: bool
+    backup: Path | None
+
+
+def resolve_target(path: Path) -> Path:
+    """The real file behind `path`, following symlinks (even dangling ones)."""
+    seen = 0
+    while path.is_symlink():
+        seen += 1
+        if seen > 40:
+            raise AiError(f"{path} is a symlink loop", "fix or remove the symlink",
+                          code="file.symlink_loop")
+        link = Path(os.readlink(path))
+        path = link if link.is_absolute() else path.parent / link
+    return path
+
+
+def backup_path_for(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate = path.with_name(f"{path.name}.bak-{stamp}")
+    n = 1
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}.bak-{stamp}-{n}")
+        n += 1
+    return candidate
+
+
+def atomic_write(
+    path: str | os.PathLike[str],
+    content: str | bytes,
+    *,
+    mode: int | None = None,
+    backup: bool = False,
+    make_parents: bool = True,
+) -> WriteResult:
+    """Write `content` to `path` so readers see the old file or the new one, never half.
+
+    Symlinks are followed and their target rewritten (the link stays a link). The existing
+    file's permission bits are kept unless `mode` is given (use 0o600 for secrets); new files
+    get `mode` or 0o644. Writing identical content is a no-op (changed=False). With backup, the
+    old content is copied aside first and the copy's path returned.
+    """
+    target = resolve_target(Path(path))
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    try:
+        existing_stat = target.stat()
+    except FileNotFoundError:
+        existing_stat = None
+    except OSError as exc:
+        raise AiError(f"cannot read {target}: {exc.strerror}", code="file.unreadable") from exc
+    if existing_stat is not None and not stat.S_ISREG(existing_stat.st_mode):
+        raise AiError(f"{target} is not a regular file", "move it aside and retry",
+                      code="file.not_regular")
+    final_mode = mode if mode is not None else (
+        stat.S_IMODE(existing_stat.st_mode) if existing_stat is not None else 0o644)
+    if existing_stat is not None:
+        with contextlib.suppress(OSError):
+            if target.read_bytes() == data and stat.S_IMODE(existing_stat.st_mode) == final_mode:
+                return WriteResult(target, False, None)
+    parent = target.parent
+    try:
+        if make_parents:
+            parent.mkdir(parents=True, exist_ok=True)
+        backup_file = None
+        if backup and existing_stat is not None:
+            backup_file = backup_path_for(target)
+            shutil.copy2(target, backup_file)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+        try:
+            os.fchmod(fd, final_mode)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+    except OSError as exc:
+        raise AiError(f"cannot write {target}: {exc.strerror or exc}",
+                      "check the directory exists and is writable", code="file.unwritable") from exc
+    return WriteResult(target, True, backup_file)

@@ -1,0 +1,1 @@
+"""ai-server: turns an Ollama machine into a private, allowlisted gateway."""
