@@ -1,0 +1,244 @@
+"""The gateway: render HAProxy's config from the settings, validate it, run and reload it.
+
+render() is pure (settings + resolved addresses + target dir → files); the rest talk to
+haproxy through the runner.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from aicommon import __version__, resources
+from aicommon.errors import AiError, ExitCode
+from aiserver.allowlist import Entry, entries_for
+from aiserver.settings import Settings, duration_ms
+
+ERRORFILE_CODES = (400, 401, 403, 404, 405, 408, 413, 429, 500, 501, 502, 503, 504)
+TOKEN_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
+DEVICE_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+SOCKET_PATH_MAX = 103  # sun_path is 104 bytes on macOS (108 on Linux), NUL included
+
+# One JSON line per request. Strings that can hold client bytes are JSON-escaped into vars.
+LOG_FIELDS = (
+    ("time", '"%[date,utime(%Y-%m-%dT%H:%M:%SZ)]"'),
+    ("client", '"%ci"'),
+    ("device", '"%[var(txn.device)]"'),
+    ("method", '"%HM"'),
+    ("path", '"%[var(txn.path)]"'),
+    ("status", "%ST"),
+    ("bytes_in", "%U"),
+    ("bytes_out", "%B"),
+    ("queue_ms", "%Tw"),
+    ("ttfb_ms", "%Tr"),
+    ("total_ms", "%Ta"),
+    ("termination", '"%tsc"'),
+    ("session", '"%[var(txn.session)]"'),
+    ("agent", '"%[var(txn.agent)]"'),
+)
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    relpath: str
+    content: str
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class Rendered:
+    files: tuple[RenderedFile, ...]
+    listen: tuple[str, ...]
+
+    @property
+    def config(self) -> str:
+        return self.file("haproxy.cfg").content
+
+    def file(self, relpath: str) -> RenderedFile:
+        return next(f for f in self.files if f.relpath == relpath)
+
+
+def log_format() -> str:
+    return "{" + ",".join(f'"{k}":{v}' for k, v in LOG_FIELDS) + "}"
+
+
+def _error_body(status: int, message: str | None = None, **extra: str) -> str:
+    body = json.loads(resources.read_text(f"haproxy/errors/{status}.json"))
+    if message is not None:
+        body["error"]["message"] = message
+    body["error"].update(extra)
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _lf_json_fields(text: str) -> str:
+    """Put log-format expressions into a JSON body built by json.dumps (placeholders)."""
+    return (text.replace("@@METHOD@@", "%[method,json(utf8s)]")
+            .replace("@@PATH@@", "%[var(txn.path)]"))
+
+
+def _http_errorfile(code: int) -> str:
+    body = resources.read_text(f"haproxy/errors/{code}.json")
+    reason = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+              405: "Method Not Allowed", 408: "Request Timeout", 413: "Payload Too Large",
+              429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented",
+              502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}[code]
+    head = (f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body.encode())}\r\nCache-Control: no-cache\r\n"
+            "Connection: close\r\n\r\n")
+    return head + body
+
+
+def bind_line(addr: str, port: int) -> str:
+    ip = ipaddress.ip_address(addr)
+    return f"    bind [{ip}]:{port}" if ip.version == 6 else f"    bind {ip}:{port}"
+
+
+def allowlist_block(entries: list[Entry]) -> tuple[str, str]:
+    """ACL lines and the condition that is true for an allowlisted request."""
+    methods = sorted({e.method for e in entries})
+    lines = [f"    acl m_{m.lower()} method {m}" for m in methods]
+    conds: list[str] = []
+    for m in methods:
+        exact = [e.path for e in entries if e.method == m and e.regex is None]
+        regexes = [e for e in entries if e.method == m and e.regex is not None]
+        if exact:
+            name = f"{m.lower()}_paths"
+            lines.append(f"    acl {name} path -m str {' '.join(exact)}")
+            conds.append(f"m_{m.lower()} {name}")
+        for i, e in enumerate(regexes):
+            name = f"{m.lower()}_pattern{i}"
+            lines.append(f"    acl {name} path -m reg {e.regex}")
+            conds.append(f"m_{m.lower()} {name}")
+    return "\n".join(lines), " || ".join(conds)
+
+
+def auth_block(map_path: Path) -> str:
+    """Per-device tokens: Bearer or x-api-key, looked up in a `<token> <device>` map."""
+    body_401 = _error_body(401, "a device token is required: send Authorization: Bearer <token> "
+                                "or x-api-key: <token>", hint="ask the server owner for a token")
+    return "\n".join([
+        "    # Per-device tokens (layer 4): the device name goes into the access log.",
+        "    acl auth_bearer req.fhdr(authorization) -m beg -i \"bearer \"",
+        "    http-request set-var(txn.token) req.fhdr(authorization),word(2,' ') if auth_bearer",
+        "    http-request set-var(txn.token) req.fhdr(x-api-key) if !auth_bearer "
+        "{ req.fhdr(x-api-key) -m found }",
+        f"    http-request set-var(txn.device) var(txn.token),map({map_path})"
+        " if { var(txn.token) -m found }",
+        "    acl auth_device var(txn.device) -m found",
+        "    acl auth_ambiguous req.hdr_cnt(authorization) gt 1",
+        "    acl auth_ambiguous req.hdr_cnt(x-api-key) gt 1",
+        "    http-request return status 401 content-type application/json "
+        f"hdr WWW-Authenticate Bearer string '{body_401}' if auth_ambiguous || !auth_device",
+    ])
+
+
+def parse_token_map(text: str, source: str) -> list[tuple[str, str]]:
+    """Validate `<token> <device>` lines; comments and blank lines allowed."""
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not TOKEN_RE.match(parts[0]) or not DEVICE_RE.match(parts[1]):
+            raise AiError(f"{source} line {n} is not '<token> <device>'",
+                          "tokens: 16+ chars of [A-Za-z0-9._~+/=-]; device: [A-Za-z0-9._-]",
+                          code="tokens.invalid", exit_code=ExitCode.CONFIG)
+        if parts[0] in seen:
+            raise AiError(f"{source} line {n} repeats a token", "give each device its own token",
+                          code="tokens.duplicate", exit_code=ExitCode.CONFIG)
+        seen.add(parts[0])
+        pairs.append((parts[0], parts[1]))
+    return pairs
+
+
+def render(settings: Settings, listen: list[str], target_dir: Path, *,
+           token_map: str | None = None, stats_socket: Path | None = None) -> Rendered:
+    """Everything HAProxy needs, as files relative to target_dir (which the config names)."""
+    g, lim, t = settings.gateway, settings.limits, settings.timeouts
+    if not listen:
+        raise AiError("the gateway has no address to listen on",
+                      "start Tailscale, or list explicit addresses in gateway.listen",
+                      code="gateway.no_address", exit_code=ExitCode.UNAVAILABLE)
+    target_dir = target_dir.absolute()
+    socket_path = stats_socket or target_dir / "admin.sock"
+    if len(str(socket_path)) > SOCKET_PATH_MAX:
+        raise AiError(f"stats socket path {socket_path} is too long for a Unix socket",
+                      "set gateway.stats_socket to a shorter path", code="gateway.socket_path",
+                      exit_code=ExitCode.CONFIG)
+    files: list[RenderedFile] = []
+    errorfiles = []
+    for code in ERRORFILE_CODES:
+        rel = f"errors/{code}.http"
+        files.append(RenderedFile(rel, _http_errorfile(code)))
+        errorfiles.append(f"    errorfile {code} {target_dir / rel}")
+    auth = ""
+    if g.tokens:
+        pairs = parse_token_map(token_map or "", "the token map")
+        files.append(RenderedFile("tokens.map", "".join(f"{tok} {dev}\n" for tok, dev in pairs),
+                                  0o600))
+        auth = auth_block(target_dir / "tokens.map") + "\n"
+    acls, allow = allowlist_block(entries_for(g.profiles))
+    values = {
+        "version": __version__,
+        "settings_source": settings.source,
+        "global_maxconn": str(lim.max_connections + 64),
+        "stats_socket": str(socket_path),
+        "hard_stop_after": t.hard_stop_after,
+        "timeout_connect": t.connect,
+        "timeout_client": t.client,
+        "timeout_server": t.server,
+        "timeout_http_request": t.http_request,
+        "timeout_keep_alive": t.keep_alive,
+        "timeout_queue": t.queue,
+        "errorfiles": "\n".join(errorfiles),
+        "binds": "\n".join(bind_line(a, g.port) for a in listen),
+        "max_connections": str(lim.max_connections),
+        "log_format": log_format(),
+        "hard_connection_cap": str(lim.per_source_connections * 2),
+        "per_source_connections": str(lim.per_source_connections),
+        "per_source_requests": str(lim.per_source_requests_per_10s),
+        "body_429_conn": _error_body(429, "too many open connections from this address",
+                                     retry_after_seconds="10"),
+        "body_429_rate": _error_body(429, "too many requests from this address",
+                                     retry_after_seconds="10"),
+        "body_403_path": _lf_json_fields(_error_body(
+            403, "the path contains a percent sign, a dot segment, a double slash or a "
+                 "backslash; the gateway never forwards such paths", code="suspicious_path",
+            method="@@METHOD@@", path="@@PATH@@")),
+        "body_403_route": _lf_json_fields(_error_body(
+            403, "this endpoint is not exposed by the ai-server gateway", code="not_exposed",
+            method="@@METHOD@@", path="@@PATH@@",
+            hint="run `ai-server allowlist` on the server to see what is exposed")),
+        "auth_rules": auth,
+        "acls": acls,
+        "allow_condition": allow,
+        "body_411": _error_body(411),
+        "body_413": _error_body(413, f"the request body is larger than {lim.max_body_bytes} "
+                                     "bytes"),
+        "max_body_bytes": str(lim.max_body_bytes),
+        "upstream": g.upstream,
+        "upstream_concurrency": str(lim.upstream_concurrency),
+        "queue_size": str(lim.queue_size),
+        "metrics_port": str(g.metrics_port),
+    }
+    for key in ("body_429_conn", "body_429_rate", "body_403_path", "body_403_route",
+                "body_411", "body_413"):
+        assert "'" not in values[key], key  # the bodies sit inside single quotes
+    config = string.Template(resources.read_text("haproxy/haproxy.cfg.tmpl")).substitute(values)
+    files.insert(0, RenderedFile("haproxy.cfg", config))
+    return Rendered(tuple(files), tuple(listen))
+
+
+def server_timeout_seconds(settings: Settings) -> float:
+    return duration_ms(settings.timeouts.server) / 1000
+
+
+def haproxy_binary() -> str:
+    return os.environ.get("AI_SERVER_HAPROXY", "haproxy")

@@ -1,0 +1,243 @@
+"""Gateway lifecycle: resolve addresses, write a generation of files, validate, run, reload.
+
+Each render goes into its own directory `gen-<hash>` under the gateway dir and `current` is a
+symlink to the one in force; haproxy runs with `-f current/haproxy.cfg`, so a reload that fails
+validation never touches what is running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aicommon.errors import AiError, ExitCode
+from aicommon.fsutil import atomic_write
+from aicommon.paths import server_paths
+from aicommon.runner import run
+from aiserver import gateway, tailscale
+from aiserver.settings import Settings, split_hostport
+
+KEEP_GENERATIONS = 3
+
+
+@dataclass(frozen=True)
+class Listen:
+    addresses: tuple[str, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def gateway_dir(settings: Settings) -> Path:
+    del settings  # one gateway per user; kept as a parameter for symmetry with other paths
+    return server_paths().state_dir / "gateway"
+
+
+def stats_socket(settings: Settings) -> Path:
+    if settings.gateway.stats_socket:
+        return Path(settings.gateway.stats_socket).expanduser()
+    return gateway_dir(settings) / "admin.sock"
+
+
+def pid_file(settings: Settings) -> Path:
+    return gateway_dir(settings) / "haproxy.pid"
+
+
+def resolve_listen(settings: Settings, wait_seconds: float) -> Listen:
+    """Explicit addresses as given; "auto" → this machine's Tailscale addresses, never wider."""
+    g = settings.gateway
+    addrs: list[str] = []
+    notes: list[str] = []
+    if g.allow_other_listen:
+        notes.append("allow_other_listen = true: non-Tailscale, non-loopback addresses allowed")
+    for entry in g.listen:
+        if entry != "auto":
+            addrs.append(entry)
+            continue
+        state = tailscale.wait_running(wait_seconds)
+        if state.tun:
+            addrs.extend(state.addresses)
+            continue
+        _, upstream_port = split_hostport(g.upstream)
+        if g.port == upstream_port:
+            raise AiError(
+                f"Tailscale runs in userspace networking: it delivers tailnet traffic for port "
+                f"{g.port} to 127.0.0.1:{g.port}, which is Ollama itself, so peers would bypass "
+                "the gateway",
+                f"set gateway.port to another port (e.g. {upstream_port + 1}) and point clients "
+                "at it, or run tailscaled with a TUN device", code="tailscale.userspace_port",
+                exit_code=ExitCode.CONFIG)
+        addrs.append("127.0.0.1")
+        notes.append(f"Tailscale userspace networking: listening on 127.0.0.1:{g.port}, where "
+                     "tailscaled delivers tailnet traffic")
+    unique = tuple(dict.fromkeys(addrs))
+    if not unique:
+        raise AiError("the gateway has no address to listen on",
+                      "start Tailscale (`tailscale up`) or list addresses in gateway.listen",
+                      code="gateway.no_address", exit_code=ExitCode.UNAVAILABLE)
+    return Listen(unique, tuple(notes))
+
+
+def token_map_text(settings: Settings) -> str | None:
+    if not settings.gateway.tokens:
+        return None
+    path = Path(settings.gateway.tokens_file or server_paths().config_dir / "tokens.map")
+    try:
+        st = path.stat()
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AiError(f"tokens = true but the token file {path} does not exist",
+                      "create it with lines '<token> <device>' (mode 600), or set tokens = false",
+                      code="tokens.missing", exit_code=ExitCode.CONFIG) from None
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise AiError(f"the token file {path} is readable by other users",
+                      f"chmod 600 {path}", code="tokens.permissions", exit_code=ExitCode.CONFIG)
+    return text
+
+
+def render_for(settings: Settings, listen: Listen, target: Path) -> gateway.Rendered:
+    return gateway.render(settings, list(listen.addresses), target,
+                          token_map=token_map_text(settings), stats_socket=stats_socket(settings))
+
+
+def write_files(rendered: gateway.Rendered, target: Path) -> list[Path]:
+    changed = []
+    for f in rendered.files:
+        res = atomic_write(target / f.relpath, f.content, mode=f.mode)
+        if res.changed:
+            changed.append(res.path)
+    return changed
+
+
+def validate_config(config: Path) -> str:
+    """`haproxy -c -dW`: warnings count as errors. Returns haproxy's output."""
+    done = run([gateway.haproxy_binary(), "-c", "-dW", "-f", str(config)], timeout=60,
+               check=False, hint="install HAProxy (brew install haproxy / apt install haproxy)")
+    output = (done.stdout + done.stderr).strip()
+    if not done.ok:
+        problems = [line for line in output.splitlines() if "ALERT" in line or "WARNING" in line]
+        raise AiError("HAProxy rejected the generated config: "
+                      + ("; ".join(problems[:3]) or output[-300:]),
+                      "check the settings; run `ai-server config render` to see the config",
+                      code="gateway.invalid", exit_code=ExitCode.CONFIG)
+    return output
+
+
+def validate_settings(settings: Settings, listen: Listen) -> str:
+    """Render into a temp dir and validate there (nothing in the state dir changes)."""
+    with tempfile.TemporaryDirectory(prefix="ai-server-validate-") as tmp:
+        target = Path(tmp)
+        rendered = gateway.render(settings, list(listen.addresses), target,
+                                  token_map=token_map_text(settings),
+                                  stats_socket=target / "admin.sock")
+        write_files(rendered, target)
+        return validate_config(target / "haproxy.cfg")
+
+
+def _generation_name(rendered: gateway.Rendered) -> str:
+    h = hashlib.sha256()
+    for f in rendered.files:
+        h.update(f.relpath.encode() + b"\0" + f.content.encode() + b"\0")
+    return "gen-" + h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    config: Path  # the `current/haproxy.cfg` path haproxy is started with
+    generation: Path
+    changed: bool  # False when the settings rendered to the generation already in force
+    listen: Listen
+
+
+def prepare(settings: Settings, listen: Listen) -> Prepared:
+    """Render a generation, validate it, and only then make it current."""
+    base = gateway_dir(settings)
+    base.mkdir(parents=True, exist_ok=True)
+    # The generation's name depends on its own path (the config names its files), so render
+    # once to learn the content hash of a path-independent render, then for real.
+    probe = render_for(settings, listen, base / "gen-x")
+    gen = base / _generation_name(probe)
+    rendered = render_for(settings, listen, gen)
+    current = base / "current"
+    in_force = current.is_symlink() and os.readlink(current) == gen.name
+    if not gen.exists():
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
+        try:
+            write_files(rendered, staging)
+            # Validate the staged files under the final name: the config names absolute paths.
+            staging.rename(gen)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        try:
+            validate_config(gen / "haproxy.cfg")
+        except AiError:
+            shutil.rmtree(gen, ignore_errors=True)
+            raise
+    else:
+        validate_config(gen / "haproxy.cfg")
+    if not in_force:
+        tmp_link = base / f".current-{os.getpid()}"
+        with contextlib.suppress(FileNotFoundError):
+            tmp_link.unlink()
+        tmp_link.symlink_to(gen.name)
+        os.replace(tmp_link, current)
+        _prune(base, keep=gen.name)
+    return Prepared(current / "haproxy.cfg", gen, not in_force, listen)
+
+
+def _prune(base: Path, keep: str) -> None:
+    gens = sorted((p for p in base.glob("gen-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in gens[:-KEEP_GENERATIONS]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def haproxy_argv(settings: Settings, config: Path) -> list[str]:
+    return [gateway.haproxy_binary(), "-W", "-db", "-f", str(config), "-p",
+            str(pid_file(settings))]
+
+
+def exec_haproxy(argv: list[str]) -> None:
+    """Replace this process with HAProxy (service managers then supervise HAProxy itself)."""
+    binary = shutil.which(argv[0]) or argv[0]
+    try:
+        os.execv(binary, argv)
+    except OSError as exc:
+        raise AiError(f"cannot start {argv[0]}: {exc.strerror}",
+                      "install HAProxy (brew install haproxy / apt install haproxy)",
+                      code="gateway.exec", exit_code=ExitCode.UNAVAILABLE) from None
+
+
+def running_master(settings: Settings) -> int | None:
+    path = pid_file(settings)
+    try:
+        pid = int(path.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def reload(settings: Settings, wait_seconds: float) -> dict[str, object]:
+    pid = running_master(settings)
+    if pid is None:
+        raise AiError("the gateway is not running (no live HAProxy master in "
+                      f"{pid_file(settings)})", "start it with `ai-server run` (or its service)",
+                      code="gateway.not_running", exit_code=ExitCode.UNAVAILABLE)
+    listen = resolve_listen(settings, wait_seconds)
+    prepared = prepare(settings, listen)
+    os.kill(pid, signal.SIGUSR2)
+    return {"master_pid": pid, "config": str(prepared.config),
+            "generation": prepared.generation.name, "changed": prepared.changed,
+            "listen": list(listen.addresses), "notes": list(listen.notes)}

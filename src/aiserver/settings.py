@@ -1,0 +1,226 @@
+"""ai-server settings: a TOML file, validated so that a wrong value fails closed.
+
+Refused outright: a wildcard listen address, a non-loopback upstream, an unknown key.
+Refused unless `allow_other_listen = true`: an explicit listen address that is neither a
+Tailscale address nor loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from aicommon.errors import AiError, ExitCode
+from aiserver.allowlist import PROFILES
+
+TAILSCALE_V4 = ipaddress.ip_network("100.64.0.0/10")
+TAILSCALE_V6 = ipaddress.ip_network("fd7a:115c:a1e0::/48")
+WILDCARDS = {"0.0.0.0", "::", "*", "[::]", "0", "::0", "0:0:0:0:0:0:0:0"}
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
+
+
+@dataclass(frozen=True)
+class Gateway:
+    listen: tuple[str, ...] = ("auto",)
+    port: int = 11434
+    upstream: str = "127.0.0.1:11434"
+    profiles: tuple[str, ...] = ("default",)
+    tokens: bool = False
+    tokens_file: str = ""  # default: <config dir>/tokens.map
+    allow_other_listen: bool = False
+    metrics_port: int = 8405  # Prometheus exporter, loopback only
+    stats_socket: str = ""  # default: <state dir>/gateway/admin.sock
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 32 * 1024 * 1024
+    per_source_connections: int = 32
+    per_source_requests_per_10s: int = 200
+    max_connections: int = 2048
+    upstream_concurrency: int = 4  # requests HAProxy lets through to Ollama at once
+    queue_size: int = 256  # then 503 (Ollama's own queue is 512)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    server: str = "30m"  # inactivity: time to first token AND gaps between tokens
+    client: str = "60s"
+    http_request: str = "10s"
+    keep_alive: str = "10s"
+    queue: str = "10m"
+    connect: str = "5s"
+    hard_stop_after: str = "30m"  # how long an old worker may finish streams after a reload
+
+
+@dataclass(frozen=True)
+class Settings:
+    gateway: Gateway = field(default_factory=Gateway)
+    limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    source: str = "defaults"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("source")
+        return data
+
+
+def duration_ms(value: str) -> int:
+    m = _DURATION.match(value)
+    if not m:
+        raise ValueError(value)
+    n, unit = int(m.group(1)), m.group(2)
+    return n * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit]
+
+
+def _bad(message: str, hint: str) -> AiError:
+    return AiError(message, hint, code="config.invalid", exit_code=ExitCode.CONFIG)
+
+
+def split_hostport(value: str) -> tuple[str, int]:
+    """'127.0.0.1:11434' / '[::1]:11434' → (host, port)."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]+):(\d+)", value)
+    if not m:
+        raise _bad(f"upstream {value!r} is not host:port",
+                   "write it like \"127.0.0.1:11434\" or \"[::1]:11434\"")
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4))
+    return host, port
+
+
+def is_tailscale_ip(addr: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return ip in (TAILSCALE_V4 if ip.version == 4 else TAILSCALE_V6)
+
+
+def check_listen_address(addr: str, allow_other: bool) -> None:
+    """Fail closed on any address that would widen exposure."""
+    if addr.strip() in WILDCARDS:
+        raise _bad(f"listen address {addr!r} is a wildcard: it would expose the gateway on "
+                   "every network", "use \"auto\" (this machine's Tailscale addresses)")
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        raise _bad(f"listen address {addr!r} is not an IP address",
+                   "use \"auto\" or explicit IPv4/IPv6 addresses (no brackets, no port)") from None
+    if ip.is_unspecified:
+        raise _bad(f"listen address {addr!r} is a wildcard", "use \"auto\"")
+    if ip.is_loopback or is_tailscale_ip(addr):
+        return
+    if not allow_other:
+        raise _bad(f"listen address {addr} is neither a Tailscale address nor loopback",
+                   "use \"auto\", or set allow_other_listen = true in [gateway] if you really "
+                   "mean to expose the gateway on that network")
+
+
+def _typed(section: str, cls: type[Any], raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise _bad(f"[{section}] must be a table", f"see the README for the [{section}] keys")
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise _bad(f"unknown setting {section}.{key}",
+                       f"known keys in [{section}]: {', '.join(sorted(known))}")
+        default = getattr(cls(), key)
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, tuple):
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            value = tuple(value)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            want = type(default).__name__.replace("tuple", "list of strings")
+            raise _bad(f"{section}.{key} must be a {want}, got {value!r}",
+                       f"fix {section}.{key} in the settings file")
+        values[key] = value
+    return cls(**values)
+
+
+def validate(s: Settings) -> Settings:
+    g, lim, t = s.gateway, s.limits, s.timeouts
+    if not g.listen:
+        raise _bad("gateway.listen is empty", "use [\"auto\"]")
+    for addr in g.listen:
+        if addr != "auto":
+            check_listen_address(addr, g.allow_other_listen)
+    for name, port in (("gateway.port", g.port), ("gateway.metrics_port", g.metrics_port)):
+        if not 1 <= port <= 65535:
+            raise _bad(f"{name} {port} is out of range", "use a port between 1 and 65535")
+    host, uport = split_hostport(g.upstream)
+    try:
+        up_ip = ipaddress.ip_address(host)
+    except ValueError:
+        up_ip = None
+    if up_ip is None or not up_ip.is_loopback:
+        raise _bad(f"upstream {g.upstream} is not a loopback address",
+                   "Ollama must listen on loopback only: use \"127.0.0.1:11434\"")
+    if not 1 <= uport <= 65535:
+        raise _bad(f"upstream port {uport} is out of range", "use 127.0.0.1:11434")
+    for p in g.profiles:
+        if p not in PROFILES:
+            raise _bad(f"unknown allowlist profile {p!r}", f"profiles are: {', '.join(PROFILES)}")
+    for key in ("max_body_bytes", "per_source_connections", "per_source_requests_per_10s",
+                "max_connections", "upstream_concurrency", "queue_size"):
+        if getattr(lim, key) < 1:
+            raise _bad(f"limits.{key} must be at least 1", f"fix limits.{key}")
+    for f in fields(Timeouts):
+        value = getattr(t, f.name)
+        try:
+            ms = duration_ms(value)
+        except ValueError:
+            raise _bad(f"timeouts.{f.name} {value!r} is not a duration",
+                       "write durations like \"30m\", \"60s\", \"500ms\" or \"1h\"") from None
+        if ms <= 0:
+            raise _bad(f"timeouts.{f.name} must be more than zero", f"fix timeouts.{f.name}")
+    return s
+
+
+def parse(text: str, source: str = "<string>") -> Settings:
+    import tomllib
+
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _bad(f"{source} is not valid TOML: {exc}", "fix the syntax and retry") from None
+    unknown = set(raw) - {"gateway", "limits", "timeouts"}
+    if unknown:
+        raise _bad(f"unknown section [{sorted(unknown)[0]}] in {source}",
+                   "sections are [gateway], [limits], [timeouts]")
+    s = Settings(
+        gateway=_typed("gateway", Gateway, raw.get("gateway", {})),
+        limits=_typed("limits", Limits, raw.get("limits", {})),
+        timeouts=_typed("timeouts", Timeouts, raw.get("timeouts", {})),
+        source=source,
+    )
+    return validate(s)
+
+
+def load(path: Path | None) -> Settings:
+    """Read settings from `path` (or the default file); a missing default file = defaults."""
+    from aicommon.paths import server_paths
+
+    explicit = path is not None
+    target = path if path is not None else server_paths().config_file
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if explicit:
+            raise AiError(f"settings file {target} does not exist",
+                          "check the --config path", code="config.missing",
+                          exit_code=ExitCode.CONFIG) from None
+        return validate(Settings())
+    except OSError as exc:
+        raise AiError(f"cannot read {target}: {exc.strerror}", code="config.unreadable",
+                      exit_code=ExitCode.CONFIG) from None
+    return parse(text, str(target))

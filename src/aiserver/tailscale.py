@@ -1,0 +1,91 @@
+"""This machine's Tailscale state, read from `tailscale status --json` (parsed defensively)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aicommon.errors import AiError, ExitCode
+from aicommon.runner import run
+from aiserver.settings import is_tailscale_ip
+
+MACOS_APP_CLI = "/Applications/Tailscale.app/Contents/MacOS/Tailscale"
+
+
+@dataclass(frozen=True)
+class TailscaleState:
+    backend_state: str
+    tun: bool
+    addresses: tuple[str, ...]  # this node's Tailscale IPs (v4 first)
+    dns_name: str
+    tailnet: str
+
+
+def cli_path() -> str:
+    """The tailscale CLI: $AI_SERVER_TAILSCALE, `tailscale` on PATH, or the macOS app's."""
+    override = os.environ.get("AI_SERVER_TAILSCALE")
+    if override:
+        return override
+    found = shutil.which("tailscale")
+    if found:
+        return found
+    if os.path.exists(MACOS_APP_CLI):
+        return MACOS_APP_CLI
+    raise AiError("the tailscale command was not found",
+                  "install Tailscale (https://tailscale.com/download) and log in",
+                  code="tailscale.missing", exit_code=ExitCode.UNAVAILABLE)
+
+
+def parse_status(raw: str) -> TailscaleState:
+    try:
+        doc: Any = json.loads(raw)
+    except ValueError:
+        raise AiError("`tailscale status --json` did not print JSON",
+                      "check that tailscaled is running", code="tailscale.bad_output",
+                      exit_code=ExitCode.UNAVAILABLE) from None
+    if not isinstance(doc, dict):
+        raise AiError("unexpected `tailscale status --json` output", code="tailscale.bad_output",
+                      exit_code=ExitCode.UNAVAILABLE)
+    self_node: dict[str, Any] = doc["Self"] if isinstance(doc.get("Self"), dict) else {}
+    ips = doc.get("TailscaleIPs") or self_node.get("TailscaleIPs") or []
+    addrs = [ip for ip in ips if isinstance(ip, str) and is_tailscale_ip(ip)]
+    addrs.sort(key=lambda a: ":" in a)  # IPv4 first
+    tailnet: dict[str, Any] = (doc["CurrentTailnet"] if isinstance(doc.get("CurrentTailnet"), dict)
+                               else {})
+    return TailscaleState(
+        backend_state=str(doc.get("BackendState", "NoState")),
+        tun=doc.get("TUN") is not False,
+        addresses=tuple(addrs),
+        dns_name=str(self_node.get("DNSName", "")).rstrip("."),
+        tailnet=str(tailnet.get("Name", "")),
+    )
+
+
+def status() -> TailscaleState:
+    done = run([cli_path(), "status", "--json"], timeout=15, check=False)
+    if not done.stdout.strip():
+        why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"
+        raise AiError(f"`tailscale status --json` failed: {why}",
+                      "start Tailscale and log in", code="tailscale.unavailable",
+                      exit_code=ExitCode.UNAVAILABLE)
+    return parse_status(done.stdout)
+
+
+def wait_running(timeout: float, poll: float = 1.0) -> TailscaleState:
+    """Wait (bounded) for BackendState Running with at least one address."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = status()
+        if state.backend_state == "Running" and state.addresses:
+            return state
+        if time.monotonic() >= deadline:
+            raise AiError(
+                f"Tailscale is not running (state {state.backend_state}, "
+                f"{len(state.addresses)} address(es)) after waiting {timeout:g} s",
+                "start Tailscale and log in (`tailscale up`); the gateway never listens "
+                "anywhere else", code="tailscale.not_running", exit_code=ExitCode.UNAVAILABLE)
+        time.sleep(poll)
