@@ -104,3 +104,35 @@ def is_allowed(method: str, raw_path: str, profiles: list[str] | tuple[str, ...]
         elif raw_path == e.path:
             return True
     return False
+
+
+# A minimal valid request body per POST route, for probes (audit, tests, benchmarks).
+PROBE_MODEL = "qwen3-coder:30b"
+PROBE_EMBED_MODEL = "nomic-embed-text:latest"
+
+
+def probe_body(path: str, model: str = PROBE_MODEL, embed_model: str = PROBE_EMBED_MODEL,
+               stream: bool = False) -> dict[str, object] | None:
+    msgs = [{"role": "user", "content": "Say hi."}]
+    bodies: dict[str, dict[str, object]] = {
+        "/api/show": {"model": model},
+        "/v1/chat/completions": {"model": model, "messages": msgs, "stream": stream,
+                                 "max_tokens": 16},
+        "/v1/completions": {"model": model, "prompt": "Say hi.", "stream": stream,
+                            "max_tokens": 16},
+        "/v1/embeddings": {"model": embed_model, "input": "hi"},
+        "/v1/responses": {"model": model, "input": "Say hi.", "stream": stream,
+                          "max_output_tokens": 16},
+        "/v1/messages": {"model": model, "max_tokens": 16, "messages": msgs, "stream": stream},
+        "/api/chat": {"model": model, "messages": msgs, "stream": stream,
+                      "options": {"num_predict": 16}},
+        "/api/generate": {"model": model, "prompt": "Say hi.", "stream": stream,
+                          "options": {"num_predict": 16}},
+        "/api/embed": {"model": embed_model, "input": "hi"},
+        "/api/embeddings": {"model": embed_model, "prompt": "hi"},
+    }
+    return bodies.get(path)
+
+
+STREAMING_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages",
+                   "/api/chat", "/api/generate")

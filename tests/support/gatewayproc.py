@@ -113,7 +113,9 @@ def start_gateway(workdir: Path, upstream_port: int, *, gateway: dict[str, Any] 
                                 stdin=subprocess.DEVNULL)
     gw = GatewayProcess(proc, host, int(g["port"]), metrics_port, config, log_path, err_path,
                         run_env)
-    if wait and not wait_port(host, gw.port):
+    # Readiness is read off the metrics listener: HAProxy binds every listener before it
+    # serves, and a probe connection to the gateway port would count in its rate limits.
+    if wait and not wait_port("127.0.0.1", metrics_port):
         gw.stop()
         raise RuntimeError(f"gateway did not start: {gw.stderr_text()[-2000:]}")
     return gw
