@@ -72,7 +72,10 @@ def exchange(host: str, port: int, request: bytes, *, timeout: float = 10.0,
     data = b""
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
-        sock.connect((host, port))
+        try:
+            sock.connect((host, port))
+        except (ConnectionResetError, ConnectionRefusedError):
+            return RawResponse(0, "", [], b"", b"")  # refused before any response
         with contextlib.suppress(OSError):  # the server may answer and close before reading all
             sock.sendall(request)
         deadline = time.monotonic() + timeout
