@@ -20,6 +20,8 @@ TAILSCALE_V4 = ipaddress.ip_network("100.64.0.0/10")
 TAILSCALE_V6 = ipaddress.ip_network("fd7a:115c:a1e0::/48")
 WILDCARDS = {"0.0.0.0", "::", "*", "[::]", "0", "::0", "0:0:0:0:0:0:0:0"}
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
+_GO_DURATION = re.compile(r"^-1$|^\d+$|^(\d+(\.\d+)?(ns|us|ms|s|m|h))+$")
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
 
 
 @dataclass(frozen=True)
@@ -57,16 +59,48 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class Ollama:
+    """The environment the Ollama service is started with (REFERENCE §1.6)."""
+
+    context_length: int = 65536  # Ollama recommends >= 64000 for coding agents
+    keep_alive: str = "30m"  # Go duration, or "-1" (forever)
+    flash_attention: bool = True
+    kv_cache_type: str = "q8_0"  # about half the memory of f16
+    no_cloud: bool = True  # no ollama.com passthrough, no web search
+    warm: tuple[str, ...] = ()  # models `ai-server models warm` preloads (and --at-boot)
+    binary: str = ""  # default: found on PATH / in the Homebrew prefix
+
+
+@dataclass(frozen=True)
 class Settings:
     gateway: Gateway = field(default_factory=Gateway)
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    ollama: Ollama = field(default_factory=Ollama)
     source: str = "defaults"
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("source")
         return data
+
+
+SECTIONS: dict[str, type[Any]] = {"gateway": Gateway, "limits": Limits, "timeouts": Timeouts,
+                                   "ollama": Ollama}
+
+
+def to_toml(s: Settings) -> str:
+    """The settings as a TOML file (every key written, so the file documents itself)."""
+    import tomli_w
+
+    data = s.as_dict()
+    for section in data.values():
+        for key, value in list(section.items()):
+            if isinstance(value, tuple):
+                section[key] = list(value)
+    header = ("# ai-server settings. Written by `ai-server install`; edit and run\n"
+              "# `ai-server install` (services) or `ai-server reload` (gateway only).\n\n")
+    return header + tomli_w.dumps(data)
 
 
 def duration_ms(value: str) -> int:
@@ -174,6 +208,16 @@ def validate(s: Settings) -> Settings:
                 "max_connections", "upstream_concurrency", "queue_size"):
         if getattr(lim, key) < 1:
             raise _bad(f"limits.{key} must be at least 1", f"fix limits.{key}")
+    o = s.ollama
+    if o.context_length < 2048:
+        raise _bad(f"ollama.context_length {o.context_length} is too small",
+                   "use at least 2048; coding agents want 65536 or more")
+    if not _GO_DURATION.match(o.keep_alive):
+        raise _bad(f"ollama.keep_alive {o.keep_alive!r} is not a duration",
+                   "write it like \"30m\", \"2h\", \"300\" (seconds) or \"-1\" (forever)")
+    if o.kv_cache_type not in KV_CACHE_TYPES:
+        raise _bad(f"ollama.kv_cache_type {o.kv_cache_type!r} is unknown",
+                   f"use one of {', '.join(KV_CACHE_TYPES)}")
     for f in fields(Timeouts):
         value = getattr(t, f.name)
         try:
@@ -193,14 +237,15 @@ def parse(text: str, source: str = "<string>") -> Settings:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _bad(f"{source} is not valid TOML: {exc}", "fix the syntax and retry") from None
-    unknown = set(raw) - {"gateway", "limits", "timeouts"}
+    unknown = set(raw) - set(SECTIONS)
     if unknown:
         raise _bad(f"unknown section [{sorted(unknown)[0]}] in {source}",
-                   "sections are [gateway], [limits], [timeouts]")
+                   "sections are " + ", ".join(f"[{name}]" for name in SECTIONS))
     s = Settings(
         gateway=_typed("gateway", Gateway, raw.get("gateway", {})),
         limits=_typed("limits", Limits, raw.get("limits", {})),
         timeouts=_typed("timeouts", Timeouts, raw.get("timeouts", {})),
+        ollama=_typed("ollama", Ollama, raw.get("ollama", {})),
         source=source,
     )
     return validate(s)

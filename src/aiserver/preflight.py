@@ -1,0 +1,179 @@
+"""Named checks with a fix each: the preflight of `install` and the core of `doctor`."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+
+from packaging.version import InvalidVersion, Version
+
+from aicommon import resources
+from aicommon.errors import AiError
+from aicommon.runner import run
+from aiserver import system, tailscale
+from aiserver.settings import Settings, split_hostport
+
+PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
+MIN_OLLAMA = Version("0.14.0")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _version_in(text: str) -> str | None:
+    found = re.findall(r"(\d+\.\d+\.\d+)", text)
+    return found[-1] if found else None
+
+
+def check_os() -> Check:
+    info = system.os_info()
+    if info.platform == "darwin":
+        try:
+            major = int(info.release.split(".")[0])
+        except ValueError:
+            major = 0
+        if major >= 14 and info.machine == "arm64":
+            return Check("os", PASS, f"macOS {info.release} on Apple Silicon")
+        return Check("os", WARN, f"macOS {info.release} on {info.machine}",
+                     "macOS 14 or later on Apple Silicon is recommended for local models")
+    if info.platform == "linux":
+        return Check("os", PASS, f"Linux {info.release} ({info.machine})")
+    return Check("os", FAIL, f"unsupported platform {info.platform}", "use macOS or Linux")
+
+
+def check_memory() -> Check:
+    mem = system.memory_bytes()
+    if mem is None:
+        return Check("memory", WARN, "could not read the memory size")
+    gib = mem / 2**30
+    if gib < 16:
+        return Check("memory", WARN, f"{gib:.0f} GiB", "coding models want 32 GiB or more")
+    return Check("memory", PASS, f"{gib:.0f} GiB")
+
+
+def context_for_memory(requested: int, mem: int | None) -> tuple[int, str | None]:
+    """Lower the default context length on small machines (memory grows with context)."""
+    if mem is None:
+        return requested, None
+    gib = mem / 2**30
+    cap = 8192 if gib < 16 else 32768 if gib < 32 else None
+    if cap is not None and requested > cap:
+        return cap, (f"context length lowered from {requested} to {cap} for {gib:.0f} GiB of "
+                     "memory (pass --context-length to choose)")
+    return requested, None
+
+
+def check_brew() -> Check:
+    brew = system.find_brew()
+    if brew:
+        return Check("homebrew", PASS, brew)
+    return Check("homebrew", WARN, "not found: services are installed with launchd/systemd",
+                 "install Homebrew (https://brew.sh) to manage Ollama and HAProxy with it")
+
+
+def check_tailscale(settings: Settings) -> list[Check]:
+    try:
+        state = tailscale.status()
+    except AiError as err:
+        return [Check("tailscale", FAIL, err.message, err.hint or "start Tailscale and log in")]
+    checks = []
+    if state.backend_state != "Running":
+        checks.append(Check("tailscale", FAIL, f"state {state.backend_state}",
+                            "log in and connect: `tailscale up`"))
+    elif not state.addresses:
+        checks.append(Check("tailscale", FAIL, "running but without addresses",
+                            "check `tailscale status`"))
+    else:
+        checks.append(Check("tailscale", PASS, f"{state.dns_name or 'running'}: "
+                            + ", ".join(state.addresses)))
+    _, upstream_port = split_hostport(settings.gateway.upstream)
+    if state.tun:
+        checks.append(Check("tailscale-tun", PASS, "kernel (TUN) networking"))
+    elif settings.gateway.port == upstream_port:
+        checks.append(Check("tailscale-tun", FAIL,
+                            "userspace networking with the gateway on Ollama's port: tailnet "
+                            "peers would reach Ollama directly",
+                            f"set gateway.port to {upstream_port + 1}, or run tailscaled "
+                            "with a TUN device"))
+    else:
+        checks.append(Check("tailscale-tun", WARN, "userspace networking: the gateway listens "
+                            f"on 127.0.0.1:{settings.gateway.port}"))
+    return checks
+
+
+def ollama_binary(settings: Settings) -> str | None:
+    return settings.ollama.binary or system.find_program("ollama", system.find_brew())
+
+
+def check_ollama(settings: Settings) -> Check:
+    binary = ollama_binary(settings)
+    if binary is None:
+        return Check("ollama", FAIL, "ollama not found", "brew install ollama")
+    done = run([binary, "--version"], timeout=30, check=False)
+    version = _version_in(done.stdout + done.stderr)
+    if version is None:
+        return Check("ollama", FAIL, f"cannot read the version of {binary}",
+                     "reinstall Ollama: brew reinstall ollama")
+    if Version(version) < MIN_OLLAMA:
+        return Check("ollama", FAIL, f"Ollama {version}: the Anthropic endpoint needs Ollama "
+                     f">= {MIN_OLLAMA}", "brew upgrade ollama")
+    return Check("ollama", PASS, f"Ollama {version} ({binary})")
+
+
+def haproxy_version() -> tuple[str, str] | None:
+    """(full version string, upstream x.y.z) of the haproxy on PATH."""
+    from aiserver.gateway import haproxy_binary
+
+    binary = system.find_program(haproxy_binary(), system.find_brew())
+    if binary is None:
+        return None
+    done = run([binary, "-v"], timeout=30, check=False)
+    m = re.search(r"version (\S+)", done.stdout)
+    if not m:
+        return None
+    full = m.group(1)
+    upstream = _version_in(full.split("-")[0]) or full
+    return full, upstream
+
+
+def check_haproxy() -> Check:
+    found = haproxy_version()
+    if found is None:
+        return Check("haproxy", FAIL, "haproxy not found", "brew install haproxy")
+    full, upstream = found
+    data = json.loads(resources.read_text("haproxy/security.json"))
+    try:
+        v = Version(upstream)
+    except InvalidVersion:
+        return Check("haproxy", WARN, f"HAProxy {full}: unreadable version")
+    branch = f"{v.major}.{v.minor}"
+    if v < Version(data["oldest_supported_branch"]):
+        return Check("haproxy", FAIL, f"HAProxy {full} is older than "
+                     f"{data['oldest_supported_branch']}", "brew upgrade haproxy")
+    rule = data["branches"].get(branch)
+    if rule and v < Version(rule["minimum"]):
+        if re.search(r"deb\d|ubuntu|el\d|fc\d", full):
+            return Check("haproxy", WARN, f"HAProxy {full}: upstream {upstream} predates the "
+                         f"fix for {rule['fix']} (fixed in {rule['minimum']}); distributions "
+                         "backport fixes", "check your distribution's security advisories")
+        return Check("haproxy", FAIL, f"HAProxy {full} lacks the fix for {rule['fix']} "
+                     f"(fixed in {rule['minimum']})", "brew upgrade haproxy")
+    return Check("haproxy", PASS, f"HAProxy {full}")
+
+
+def preflight(settings: Settings) -> list[Check]:
+    return [check_os(), check_memory(), check_brew(), *check_tailscale(settings),
+            check_ollama(settings), check_haproxy()]
+
+
+def failures(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.status == FAIL]

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import configparser
+import plistlib
+import shlex
+from pathlib import Path
+
+import pytest
+
+from aicommon.paths import server_paths
+from aiserver import install, listeners, preflight, services
+from aiserver.settings import parse
+
+EXPECTED_ENV = {"OLLAMA_HOST": "127.0.0.1:11434", "OLLAMA_CONTEXT_LENGTH": "65536",
+                "OLLAMA_KEEP_ALIVE": "30m", "OLLAMA_NO_CLOUD": "1",
+                "OLLAMA_FLASH_ATTENTION": "1", "OLLAMA_KV_CACHE_TYPE": "q8_0"}
+
+
+def specs(tmp_path: Path) -> dict[str, services.ServiceSpec]:
+    s = parse('[gateway]\nlisten = ["auto"]\n')
+    return install.service_specs(s, server_paths(), tmp_path / "config.toml",
+                                 "/opt/homebrew/bin/ollama")
+
+
+def test_plists_parse_and_carry_the_environment(tmp_path: Path) -> None:
+    sp = specs(tmp_path)
+    for key, label in (("ollama", "homebrew.mxcl.ollama"), ("gateway", "x.y.gateway")):
+        text = services.plist_text(sp[key], label)
+        doc = plistlib.loads(text.encode())
+        assert doc["Label"] == label
+        assert doc["RunAtLoad"] is True and doc["KeepAlive"] is True
+        assert doc["StandardOutPath"].startswith(str(server_paths().log_dir))
+        if key == "ollama":
+            assert doc["ProgramArguments"] == ["/opt/homebrew/bin/ollama", "serve"]
+            assert EXPECTED_ENV.items() <= doc["EnvironmentVariables"].items()
+            assert doc["ProcessType"] == "Interactive"
+        else:
+            assert doc["ProgramArguments"][-1] == "run"
+        assert "0.0.0.0" not in text and "<string>*" not in text
+
+
+def test_units_parse_and_carry_the_environment(tmp_path: Path) -> None:
+    sp = specs(tmp_path)
+    text = services.unit_text(sp["ollama"])
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str  # type: ignore[assignment,method-assign]
+    cp.read_string(text)
+    assert cp["Service"]["ExecStart"] == "/opt/homebrew/bin/ollama serve"
+    assert cp["Service"]["Restart"] == "always"
+    assert cp["Install"]["WantedBy"] == "default.target"
+    env = {}
+    for line in text.splitlines():
+        if line.startswith("Environment="):
+            k, v = shlex.split(line.removeprefix("Environment="))[0].split("=", 1)
+            env[k] = v
+    assert EXPECTED_ENV.items() <= env.items()
+    assert "0.0.0.0" not in text
+
+
+def test_values_with_spaces_and_xml_characters_are_escaped(tmp_path: Path) -> None:
+    spec = services.ServiceSpec("gateway", "a <b> & c", ("/Applications/My App/ai-server", "run"),
+                                (("X", 'he said "hi" & <bye>'),), tmp_path / "o.log",
+                                tmp_path / "e.log", tmp_path)
+    doc = plistlib.loads(services.plist_text(spec, "l").encode())
+    assert doc["ProgramArguments"][0] == "/Applications/My App/ai-server"
+    assert doc["EnvironmentVariables"]["X"] == 'he said "hi" & <bye>'
+    unit = services.unit_text(spec)
+    exec_line = next(x for x in unit.splitlines() if x.startswith("ExecStart="))
+    assert shlex.split(exec_line.removeprefix("ExecStart="))[0] == "/Applications/My App/ai-server"
+    env_line = next(x for x in unit.splitlines() if x.startswith("Environment="))
+    assert shlex.split(env_line.removeprefix("Environment=")) == ['X=he said "hi" & <bye>']
+
+
+SS = """LISTEN 0      4096   127.0.0.1:11434 0.0.0.0:* users:(("ollama",pid=812,fd=3))
+LISTEN 0      4096   100.101.102.103:11434 0.0.0.0:* users:(("haproxy",pid=900,fd=6))
+LISTEN 0      4096   [fd7a:115c:a1e0::1234]:11434 [::]:* users:(("haproxy",pid=900,fd=7))
+LISTEN 0      128          0.0.0.0:22 0.0.0.0:*
+LISTEN 0      4096               *:8080 *:* users:(("node",pid=1,fd=20))
+"""
+
+LSOF = """COMMAND   PID  USER   FD   TYPE             DEVICE SIZE/OFF NODE NAME
+ollama    812 alice    3u  IPv4 0x5b8c2d3e4f5a6b7c      0t0  TCP 127.0.0.1:11434 (LISTEN)
+haproxy   900 alice    6u  IPv4 0x5b8c2d3e4f5a6b7d      0t0  TCP 100.101.102.103:11434 (LISTEN)
+haproxy   900 alice    7u  IPv6 0x5b8c2d3e4f5a6b7e      0t0  TCP [fd7a:115c:a1e0::1234]:11434 (LISTEN)
+rapportd  500 alice    4u  IPv4 0x5b8c2d3e4f5a6b7f      0t0  TCP *:49152 (LISTEN)
+"""
+
+
+def test_parse_ss_and_lsof_agree() -> None:
+    a = [(x.address, x.port, x.process) for x in listeners.parse_ss(SS)]
+    assert a[:3] == [("127.0.0.1", 11434, "ollama"), ("100.101.102.103", 11434, "haproxy"),
+                     ("fd7a:115c:a1e0::1234", 11434, "haproxy")]
+    assert ("0.0.0.0", 22, "") in a and ("*", 8080, "node") in a
+    b = [(x.address, x.port, x.process) for x in listeners.parse_lsof(LSOF)]
+    assert b[:3] == a[:3]
+    assert listeners.parse_lsof(LSOF)[3].wildcard
+
+
+@pytest.mark.parametrize("mem_gib, want", [(8, 8192), (24, 32768), (64, 65536), (None, 65536)])
+def test_context_length_is_lowered_on_small_machines(mem_gib: int | None, want: int) -> None:
+    got, note = preflight.context_for_memory(65536, mem_gib * 2**30 if mem_gib else None)
+    assert got == want
+    assert (note is not None) == (want != 65536)
