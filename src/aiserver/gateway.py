@@ -223,6 +223,7 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         "body_413": _error_body(413, f"the request body is larger than {lim.max_body_bytes} "
                                      "bytes"),
         "max_body_bytes": str(lim.max_body_bytes),
+        "max_body_digits": str(len(str(lim.max_body_bytes))),
         "upstream": g.upstream,
         "upstream_concurrency": str(lim.upstream_concurrency),
         "queue_size": str(lim.queue_size),
