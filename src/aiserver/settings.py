@@ -22,6 +22,7 @@ WILDCARDS = {"0.0.0.0", "::", "*", "[::]", "0", "::0", "0:0:0:0:0:0:0:0"}
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
 _GO_DURATION = re.compile(r"^-1$|^\d+$|^(\d+(\.\d+)?(ns|us|ms|s|m|h))+$")
 KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+MAX_BODY_LIMIT = 999_999_999  # 9 digits: HAProxy 2.6 compares Content-Length as 32-bit
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,9 @@ def validate(s: Settings) -> Settings:
     for p in g.profiles:
         if p not in PROFILES:
             raise _bad(f"unknown allowlist profile {p!r}", f"profiles are: {', '.join(PROFILES)}")
+    if lim.max_body_bytes > MAX_BODY_LIMIT:
+        raise _bad(f"limits.max_body_bytes {lim.max_body_bytes} is above {MAX_BODY_LIMIT}",
+                   "bodies of a gigabyte or more are not supported by the gateway")
     for key in ("max_body_bytes", "per_source_connections", "per_source_requests_per_10s",
                 "max_connections", "upstream_concurrency", "queue_size"):
         if getattr(lim, key) < 1:

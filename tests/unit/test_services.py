@@ -66,7 +66,8 @@ def test_values_with_spaces_and_xml_characters_are_escaped(tmp_path: Path) -> No
     assert doc["EnvironmentVariables"]["X"] == 'he said "hi" & <bye>'
     unit = services.unit_text(spec)
     exec_line = next(x for x in unit.splitlines() if x.startswith("ExecStart="))
-    assert shlex.split(exec_line.removeprefix("ExecStart="))[0] == "/Applications/My App/ai-server"
+    exec_argv = shlex.split(exec_line.removeprefix("ExecStart="))
+    assert exec_argv[0] == "/Applications/My App/ai-server"
     env_line = next(x for x in unit.splitlines() if x.startswith("Environment="))
     assert shlex.split(env_line.removeprefix("Environment=")) == ['X=he said "hi" & <bye>']
 

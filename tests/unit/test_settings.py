@@ -75,6 +75,7 @@ def test_ipv6_loopback_upstream_is_fine() -> None:
     ("[gateway]\nprofiles = [\"admin\"]\n", "unknown allowlist profile"),
     ("[gateway]\nlistne = [\"auto\"]\n", "unknown setting gateway.listne"),
     ("[limits]\nmax_body_bytes = 0\n", "at least 1"),
+    ("[limits]\nmax_body_bytes = 1000000000\n", "is above 999999999"),
     ("[timeouts]\nserver = \"30 minutes\"\n", "not a duration"),
     ("[timeouts]\nserver = \"0s\"\n", "more than zero"),
     ("[server]\nx = 1\n", "unknown section"),
