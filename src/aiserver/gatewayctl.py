@@ -86,7 +86,9 @@ def resolve_listen(settings: Settings, wait_seconds: float) -> Listen:
 def token_map_text(settings: Settings) -> str | None:
     if not settings.gateway.tokens:
         return None
-    path = Path(settings.gateway.tokens_file or server_paths().config_dir / "tokens.map")
+    from aiserver.tokens import token_file
+
+    path = token_file(settings)
     try:
         st = path.stat()
         text = path.read_text(encoding="utf-8")

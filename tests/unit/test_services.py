@@ -80,10 +80,10 @@ LISTEN 0      4096               *:8080 *:* users:(("node",pid=1,fd=20))
 """
 
 LSOF = """COMMAND   PID  USER   FD   TYPE             DEVICE SIZE/OFF NODE NAME
-ollama    812 alice    3u  IPv4 0x5b8c2d3e4f5a6b7c      0t0  TCP 127.0.0.1:11434 (LISTEN)
-haproxy   900 alice    6u  IPv4 0x5b8c2d3e4f5a6b7d      0t0  TCP 100.101.102.103:11434 (LISTEN)
-haproxy   900 alice    7u  IPv6 0x5b8c2d3e4f5a6b7e      0t0  TCP [fd7a:115c:a1e0::1234]:11434 (LISTEN)
-rapportd  500 alice    4u  IPv4 0x5b8c2d3e4f5a6b7f      0t0  TCP *:49152 (LISTEN)
+ollama    812 alice    3u  IPv4 0x1a2b3c4d      0t0  TCP 127.0.0.1:11434 (LISTEN)
+haproxy   900 alice    6u  IPv4 0x1a2b3c4d      0t0  TCP 100.101.102.103:11434 (LISTEN)
+haproxy   900 alice    7u  IPv6 0x1a2b3c4d      0t0  TCP [fd7a:115c:a1e0::1234]:11434 (LISTEN)
+rapportd  500 alice    4u  IPv4 0x1a2b3c4d      0t0  TCP *:49152 (LISTEN)
 """
 
 

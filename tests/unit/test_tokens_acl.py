@@ -1,0 +1,303 @@
+"""Token file management (mode 600, parseable by the gateway) and the tailnet policy snippet."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aicommon.clikit import make_group, run_main
+from aicommon.errors import AiError, ExitCode
+from aiserver import acl as acl_core
+from aiserver import gateway
+from aiserver import tokens as core
+from aiserver.cli_ops import acl, logs, tokens, usage
+from aiserver.settings import Gateway, Settings
+
+
+def settings_with(tokens_file: Path | None = None, *, enforced: bool = True,
+                  **gateway_kw: Any) -> Settings:
+    g = Gateway(tokens=enforced, tokens_file=str(tokens_file) if tokens_file else "",
+                **gateway_kw)
+    return Settings(gateway=g)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def pairs(path: Path) -> list[tuple[str, str]]:
+    return gateway.parse_token_map(path.read_text(), str(path))
+
+
+@pytest.fixture()
+def token_path(tmp_path: Path) -> Path:
+    return tmp_path / "conf" / "tokens.map"
+
+
+def test_add_creates_a_private_parseable_file(token_path: Path) -> None:
+    result = core.add(settings_with(token_path), "alice-laptop")
+    token = result["token"]
+    assert gateway.TOKEN_RE.match(token) and len(token) == 43  # token_urlsafe(32)
+    assert mode(token_path) == 0o600
+    assert pairs(token_path) == [(token, "alice-laptop")]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", result["added"])
+    assert f"# added {result['added']}\n{token} alice-laptop\n" in token_path.read_text()
+    assert result["gateway"]["state"] == "not_running"  # no HAProxy master here
+
+
+def test_tokens_are_unique_and_listed_by_prefix_only(token_path: Path) -> None:
+    s = settings_with(token_path)
+    a = core.add(s, "alice-laptop")["token"]
+    b = core.add(s, "bob.mbp_2")["token"]
+    assert a != b
+    listed = core.list_devices(s)
+    assert listed["exists"] and listed["enforced"]
+    assert [(d["device"], d["token_prefix"]) for d in listed["devices"]] == [
+        ("alice-laptop", a[:6]), ("bob.mbp_2", b[:6])]
+    assert all(d["added"] for d in listed["devices"])
+    assert a not in json.dumps(listed) and b not in json.dumps(listed)
+    assert [dev for _, dev in pairs(token_path)] == ["alice-laptop", "bob.mbp_2"]
+
+
+def test_default_file_is_in_the_config_dir(isolated_home: Path) -> None:
+    s = settings_with(None)
+    core.add(s, "laptop")
+    path = isolated_home / "ai-server" / "config" / "tokens.map"
+    assert core.token_file(s) == path and mode(path) == 0o600 and len(pairs(path)) == 1
+
+
+@pytest.mark.parametrize("device", ["", "has space", "semi;colon", "a" * 65, "ünï", "a/b"])
+def test_add_refuses_bad_device_names(token_path: Path, device: str) -> None:
+    with pytest.raises(AiError) as info:
+        core.add(settings_with(token_path), device)
+    assert info.value.code == "tokens.bad_device" and info.value.hint
+    assert not token_path.exists()
+
+
+def test_add_refuses_an_existing_device(token_path: Path) -> None:
+    s = settings_with(token_path)
+    core.add(s, "alice-laptop")
+    before = token_path.read_text()
+    with pytest.raises(AiError) as info:
+        core.add(s, "alice-laptop")
+    assert info.value.code == "tokens.exists" and "revoke" in (info.value.hint or "")
+    assert token_path.read_text() == before
+
+
+def test_hand_made_file_is_kept_and_made_private(token_path: Path) -> None:
+    token_path.parent.mkdir()
+    hand = "# my devices\nhand-made-token-0123456789 old-box\n\n# another comment"
+    token_path.write_text(hand)
+    token_path.chmod(0o644)
+    s = settings_with(token_path)
+    token = core.add(s, "new-box")["token"]
+    assert mode(token_path) == 0o600
+    assert token_path.read_text().startswith(hand + "\n# added ")
+    assert pairs(token_path) == [("hand-made-token-0123456789", "old-box"), (token, "new-box")]
+    devices = core.list_devices(s)["devices"]
+    assert devices[0] == {"device": "old-box", "token_prefix": "hand-m", "added": None}
+
+
+def test_revoke_removes_the_line_and_its_comment_only(token_path: Path) -> None:
+    s = settings_with(token_path)
+    a = core.add(s, "alice-laptop")["token"]
+    core.add(s, "bob-mbp")
+    c = core.add(s, "carol")["token"]
+    result = core.revoke(s, "bob-mbp")
+    assert result["removed"] == 1 and result["gateway"]["state"] == "not_running"
+    assert pairs(token_path) == [(a, "alice-laptop"), (c, "carol")]
+    assert token_path.read_text().count("# added") == 2
+    assert token_path.read_text().startswith(core.HEADER)
+    assert mode(token_path) == 0o600
+
+
+def test_revoke_unknown_device_fails_and_changes_nothing(token_path: Path) -> None:
+    s = settings_with(token_path)
+    with pytest.raises(AiError) as info:
+        core.revoke(s, "ghost")  # no file at all
+    assert info.value.code == "tokens.unknown_device"
+    core.add(s, "alice-laptop")
+    before = token_path.read_text()
+    with pytest.raises(AiError) as info:
+        core.revoke(s, "ghost")
+    assert "alice-laptop" in (info.value.hint or "")
+    assert token_path.read_text() == before
+
+
+def test_a_broken_file_is_refused_not_rewritten(token_path: Path) -> None:
+    token_path.parent.mkdir()
+    token_path.write_text("short alice\n")
+    token_path.chmod(0o600)
+    with pytest.raises(AiError) as info:
+        core.add(settings_with(token_path), "bob")
+    assert info.value.exit_code == ExitCode.CONFIG
+    with pytest.raises(AiError) as info:
+        core.list_devices(settings_with(token_path))
+    assert info.value.exit_code == ExitCode.CONFIG
+    assert token_path.read_text() == "short alice\n"
+
+
+def test_tokens_off_still_adds_but_says_not_enforced(token_path: Path) -> None:
+    result = core.add(settings_with(token_path, enforced=False), "alice-laptop")
+    assert result["enforced"] is False
+    assert result["gateway"]["state"] == "not_enforced"
+    assert "tokens = true" in result["gateway"]["hint"]
+    assert len(pairs(token_path)) == 1
+
+
+# -- the commands, in-process on a private group ---------------------------------------------
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    group = make_group("ai-server", "test group", "AI_SERVER_CONFIG")
+    for command in (logs, usage, tokens, acl):
+        group.add_command(command)
+    with pytest.raises(SystemExit) as info:
+        run_main(group, "ai-server", list(args))
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+@pytest.fixture()
+def config(tmp_path: Path, token_path: Path) -> Path:
+    path = tmp_path / "server.toml"
+    path.write_text(f'[gateway]\ntokens = true\ntokens_file = "{token_path}"\n')
+    return path
+
+
+def test_tokens_add_prints_the_token_once_and_only_then(
+    config: Path, token_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(capsys, "--config", str(config), "tokens", "add", "alice-laptop")
+    assert code == 0
+    token = out.strip()
+    assert out == token + "\n"  # stdout is exactly the token: TOKEN=$(ai-server tokens add x)
+    assert pairs(token_path) == [(token, "alice-laptop")]
+    assert token not in err and "shown only once" in err and "not running" in err
+    for args in (["tokens", "list"], ["tokens", "list", "--json"]):
+        code, out, err = run_cli(capsys, "--config", str(config), *args)
+        assert code == 0 and token not in out + err and token[:6] in out
+    code, out, _ = run_cli(capsys, "--config", str(config), "tokens", "list")
+    assert out.splitlines()[0].split() == ["DEVICE", "TOKEN", "ADDED"]
+    assert out.splitlines()[1].startswith(f"alice-laptop  {token[:6]}…")
+
+
+def test_tokens_add_json_has_the_token_in_data(config: Path, token_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "--config", str(config), "tokens", "add", "ci", "--json")
+    env = json.loads(out)
+    assert code == 0 and env["ok"] and env["command"] == "tokens add"
+    assert pairs(token_path) == [(env["data"]["token"], "ci")]
+    assert env["data"]["gateway"]["state"] == "not_running"
+
+
+def test_tokens_errors_are_one_line_with_exit_codes(config: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "--config", str(config), "tokens", "add", "bad name")
+    assert code == ExitCode.USAGE and err.count("\n") == 1 and "hint:" in err
+    code, out, err = run_cli(capsys, "--config", str(config), "tokens", "revoke", "ghost",
+                             "--json")
+    assert code == ExitCode.FAILURE and err.count("\n") == 1
+    assert json.loads(out)["errors"][0]["code"] == "tokens.unknown_device"
+    run_cli(capsys, "--config", str(config), "tokens", "add", "alice")
+    code, out, err = run_cli(capsys, "--config", str(config), "tokens", "revoke", "alice")
+    assert code == 0 and "revoked the token of alice" in out
+
+
+def test_tokens_list_without_a_file(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "--config", str(config), "tokens", "list")
+    assert code == 0 and out.startswith("no device tokens in ")
+
+
+# -- acl ------------------------------------------------------------------------------------
+
+def strip_comments(text: str) -> str:
+    """Drop `//` comments outside strings (HuJSON → JSON, given no trailing commas)."""
+    out: list[str] = []
+    in_string = escaped = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if in_string:
+            out.append(ch)
+            escaped = ch == "\\" and not escaped
+            if ch == '"' and not escaped:
+                in_string = False
+        elif ch == '"':
+            in_string = True
+            out.append(ch)
+        elif text.startswith("//", i):
+            while i < len(text) and text[i] != "\n":
+                i += 1
+            continue
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def test_policy_is_json_after_stripping_comments() -> None:
+    text = acl_core.policy_text(Settings())
+    doc = json.loads(strip_comments(text))
+    assert doc["grants"] == [{"src": ["tag:ai-client"], "dst": ["tag:ai-server"],
+                              "ip": ["tcp:11434"]}]
+    assert doc["tagOwners"] == {"tag:ai-server": ["autogroup:admin"],
+                                "tag:ai-client": ["autogroup:admin"]}
+    assert doc["tests"] == [{"src": "tag:ai-client", "accept": ["tag:ai-server:11434"],
+                             "deny": ["tag:ai-server:22", "tag:ai-server:8405"]}]
+    assert "acls" not in doc  # the legacy form is a comment
+    legacy = next(ln for ln in text.splitlines() if '"action"' in ln)
+    assert json.loads(legacy.strip().removeprefix("//").strip()) == {
+        "action": "accept", "src": ["tag:ai-client"], "dst": ["tag:ai-server:11434"]}
+    assert text.count("//") >= 8
+
+
+def test_policy_follows_the_configured_ports() -> None:
+    s = settings_with(None, enforced=False, port=11435, metrics_port=9000)
+    doc = json.loads(strip_comments(acl_core.policy_text(s)))
+    assert doc["grants"][0]["ip"] == ["tcp:11435"]
+    assert doc["tests"][0]["accept"] == ["tag:ai-server:11435"]
+    # Ollama's own port must stay closed when the gateway uses another one
+    assert doc["tests"][0]["deny"] == ["tag:ai-server:22", "tag:ai-server:9000",
+                                       "tag:ai-server:11434"]
+    assert acl_core.policy_text(s) == acl_core.policy_text(s)  # pure
+
+
+def test_acl_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text("[gateway]\nport = 8443\n")
+    code, out, _ = run_cli(capsys, "--config", str(config), "acl")
+    assert code == 0
+    assert json.loads(strip_comments(out))["grants"][0]["ip"] == ["tcp:8443"]
+    code, out, _ = run_cli(capsys, "--config", str(config), "acl", "--json")
+    data = json.loads(out)["data"]
+    assert data["port"] == 8443 and data["grants"][0]["ip"] == ["tcp:8443"]
+    assert json.loads(strip_comments(data["text"]))["tests"] == data["tests"]
+
+
+def test_a_failed_reload_keeps_the_change_and_fails_the_command(
+    config: Path, token_path: Path, isolated_home: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A live "master" (a harmless child) and no Tailscale: the reload cannot resolve `auto`.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        gw_dir = isolated_home / "ai-server" / "state" / "gateway"
+        gw_dir.mkdir(parents=True)
+        (gw_dir / "haproxy.pid").write_text(f"{child.pid}\n")
+        monkeypatch.setenv("AI_SERVER_TAILSCALE", str(tmp_path / "no-such-tailscale"))
+        code, out, err = run_cli(capsys, "--config", str(config), "tokens", "add", "alice")
+        assert child.poll() is None  # never signalled
+    finally:
+        child.kill()
+        child.wait()
+    assert code == ExitCode.FAILURE
+    token = out.strip()
+    assert pairs(token_path) == [(token, "alice")]  # the token is kept and still shown
+    assert "reloading the gateway failed" in err and "hint:" in err
