@@ -148,6 +148,174 @@ def reload_gateway(ctx: click.Context, wait_seconds: float, as_json: bool) -> No
                                  f"{d['generation']})"))
 
 
+def _checks_text(checks: list[dict[str, str]]) -> str:
+    lines = []
+    for c in checks:
+        fix = f"  → {c['fix']}" if c.get("fix") and c["status"] != "PASS" else ""
+        lines.append(f"{c['status']:<5} {c['name']:<18} {c['detail']}{fix}")
+    return "\n".join(lines)
+
+
+@cli.command("install")
+@click.option("--dry-run", is_flag=True, help="Print every file (with a diff) and command; "
+              "change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--context-length", type=click.IntRange(2048), help="OLLAMA_CONTEXT_LENGTH "
+              "(default 65536, lowered on small machines).")
+@click.option("--keep-alive", metavar="DURATION", help="OLLAMA_KEEP_ALIVE, e.g. 30m or -1.")
+@click.option("--models", metavar="A,B", help="Models to keep warm (`ai-server models warm`).")
+@click.option("--tokens", is_flag=True, help="Require per-device tokens (layer 4).")
+@click.option("--profile", "profiles", multiple=True, type=click.Choice(["native"]),
+              help="Also expose the native inference routes.")
+@json_option
+@click.pass_context
+def install_cmd(ctx: click.Context, dry_run: bool, yes: bool, context_length: int | None,
+                keep_alive: str | None, models: str | None, tokens: bool,
+                profiles: tuple[str, ...], as_json: bool) -> None:
+    """Install or update Ollama (loopback) and the gateway as services that start at boot."""
+    app = begin(ctx, as_json)
+    from aiserver import install
+
+    opts = install.Options(context_length, keep_alive,
+                           tuple(m.strip() for m in models.split(",") if m.strip())
+                           if models is not None else None, tokens, profiles)
+    plan = install.build_plan(app.config, opts)
+    for note in plan.notes:
+        app.out.warn(note)
+    if plan.empty:
+        finish(app, {**plan.as_dict(), "applied": False},
+               lambda d: "nothing to change: the installed services match the settings")
+    if dry_run:
+        def human(d: dict[str, Any]) -> str:
+            out = [f"would write {f['path']} ({f['purpose']})\n{f['diff']}" for f in d["files"]]
+            out += [f"would run: {c}" for c in d["commands"]]
+            return "\n".join(out) + "\n(dry run: nothing changed)"
+
+        finish(app, {**plan.as_dict(with_diffs=True), "applied": False}, human)
+    if not yes and not as_json and sys.stdin.isatty():
+        for f in plan.files:
+            app.out.info(f"will write {f.path} ({f.purpose})")
+        for a in plan.actions:
+            app.out.info(f"will run: {a.describe()}")
+        click.confirm("Apply?", abort=True, err=True)
+    install.apply(plan)
+    from aiserver import acl as acl_mod
+    from aiserver.audit import audit
+
+    report = audit(plan.settings)
+    data = {**plan.as_dict(), "applied": True, "audit": report,
+            "acl": acl_mod.policy_text(plan.settings),
+            "client_command": install.client_command(plan.settings)}
+
+    def human_done(d: dict[str, Any]) -> str:
+        out = [f"wrote {f['path']}" for f in d["files"]] + [f"ran: {c}" for c in d["commands"]]
+        bad = [f for f in d["audit"]["findings"] if not f["ok"]]
+        out.append("audit: clean" if not bad else "audit findings:\n" + "\n".join(
+            f"  {f['check']}: {f['detail']}" for f in bad))
+        out.append("\nAdd this to your tailnet policy file (Tailscale admin → Access controls):")
+        out.append(d["acl"])
+        out.append(f"\nOn each laptop:\n  {d['client_command']}")
+        return "\n".join(out)
+
+    finish(app, data, human_done, exit_code=0 if report["ok"] else 3)
+
+
+@cli.command("uninstall")
+@click.option("--purge", is_flag=True, help="Also remove settings, tokens and logs.")
+@json_option
+@click.pass_context
+def uninstall_cmd(ctx: click.Context, purge: bool, as_json: bool) -> None:
+    """Stop and remove both services and what install wrote (models are always kept)."""
+    app = begin(ctx, as_json)
+    from aiserver import install
+
+    data = install.uninstall(app.config, purge)
+    finish(app, data, lambda d: "\n".join(
+        [f"stopped {s}" for s in d["stopped"]] + [f"removed {r}" for r in d["removed"]]
+        + [f"kept {k}" for k in d["kept"]] + ["models kept"]))
+
+
+@cli.command("status")
+@json_option
+@click.pass_context
+def status_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Services, sockets, Ollama, loaded models, gateway and Tailscale at a glance."""
+    app = begin(ctx, as_json)
+    from aiserver import health
+
+    finish(app, health.status(app.config), health.human_status)
+
+
+@cli.command("doctor")
+@json_option
+@click.pass_context
+def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Every preflight check plus drift, each PASS / WARN / FAIL with its fix."""
+    app = begin(ctx, as_json)
+    from aiserver import health
+
+    checks = [c.as_dict() for c in health.doctor(app.config)]
+    failed = any(c["status"] == "FAIL" for c in checks)
+    finish(app, {"checks": checks}, lambda d: _checks_text(d["checks"]), ok=not failed,
+           exit_code=3 if failed else 0)
+
+
+@cli.command("audit")
+@json_option
+@click.pass_context
+def audit_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Prove the three security layers on the live system (exit 3 on any finding)."""
+    app = begin(ctx, as_json)
+    from aiserver.audit import audit
+    from aiserver.settings import load
+
+    report = audit(load(app.config))
+
+    def human(d: dict[str, Any]) -> str:
+        rows = [f"{'ok  ' if f['ok'] else 'FAIL'} {f['check']:<20} {f['detail']}"
+                + (f"  → {f['fix']}" if f["fix"] and not f["ok"] else "")
+                for f in d["findings"]]
+        rows += [f"warn {w}" for w in d["warnings"]]
+        rows.append(f"{'clean' if d['ok'] else 'FINDINGS'} in {d['seconds']} s "
+                    f"(sockets from {d['listeners_from']})")
+        return "\n".join(rows)
+
+    finish(app, report, human, ok=report["ok"], exit_code=0 if report["ok"] else 3)
+
+
+@cli.command("pin-ollama")
+@click.pass_context
+def pin_ollama(ctx: click.Context) -> None:
+    """Stop Homebrew from upgrading Ollama (`brew pin ollama`)."""
+    app = begin(ctx)
+    from aiserver import install
+
+    install.brew_pin(True)
+    finish(app, None, lambda _: "ollama pinned (brew upgrade leaves it alone)")
+
+
+@cli.command("unpin-ollama")
+@click.pass_context
+def unpin_ollama(ctx: click.Context) -> None:
+    """Let Homebrew upgrade Ollama again (`brew unpin ollama`)."""
+    app = begin(ctx)
+    from aiserver import install
+
+    install.brew_pin(False)
+    finish(app, None, lambda _: "ollama unpinned")
+
+
+def _register() -> None:
+    from aiserver.cli_models import models
+    from aiserver.cli_ops import acl, logs, tokens, usage
+
+    for command in (models, logs, usage, tokens, acl):
+        cli.add_command(command)
+
+
+_register()
+
+
 def main() -> None:
     run_main(cli, PROG)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,6 +64,7 @@ class GatewayProcess:
     log_path: Path
     err_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    sock_dir: str = ""
 
     @property
     def url(self) -> str:
@@ -87,6 +89,8 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        if self.sock_dir:
+            shutil.rmtree(self.sock_dir, ignore_errors=True)
 
 
 def start_gateway(workdir: Path, upstream_port: int, *, gateway: dict[str, Any] | None = None,
@@ -112,7 +116,7 @@ def start_gateway(workdir: Path, upstream_port: int, *, gateway: dict[str, Any] 
                                  "run", "--wait", "5"], stdout=out, stderr=err, env=run_env,
                                 stdin=subprocess.DEVNULL)
     gw = GatewayProcess(proc, host, int(g["port"]), metrics_port, config, log_path, err_path,
-                        run_env)
+                        run_env, sock_dir)
     # Readiness is read off the metrics listener: HAProxy binds every listener before it
     # serves, and a probe connection to the gateway port would count in its rate limits.
     if wait and not wait_port("127.0.0.1", metrics_port):

@@ -1,0 +1,194 @@
+"""`ai-server audit`: prove the three layers on the live system (exit 3 on any finding).
+
+1. Ollama's port listens on loopback only, and nothing answers as Ollama on a Tailscale
+   address; 2. the gateway listens only where the settings say and refuses everything outside
+   the allowlist (probes derived from the allowlist table) and enforces tokens; 3. no
+   userspace-networking bypass; plus the HAProxy version.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aicommon.errors import AiError
+from aiserver import allowlist, listeners, preflight, tailscale
+from aiserver.settings import Settings, split_hostport
+
+ENCODED_SAMPLES = ("/api/%70ull", "/api/%2570ull", "/v1/messages/../../api/pull",
+                   "//api/pull", "/api\\pull", "/API/PULL", "/api/pull/", "/api/pull;x=1",
+                   "/v1/models/..%2f..%2fapi%2fpull")
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "ok": self.ok, "detail": self.detail, "fix": self.fix}
+
+
+def _is_loopback(addr: str) -> bool:
+    try:
+        return ipaddress.ip_address(addr).is_loopback
+    except ValueError:
+        return addr == "localhost"
+
+
+def raw_request(host: str, port: int, method: str, path: str, headers: dict[str, str] | None
+                = None, timeout: float = 2.0) -> tuple[int, bytes] | None:
+    """One request on a fresh connection; (status, body) or None if refused/unreachable."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close",
+             *(f"{k}: {v}" for k, v in (headers or {}).items())]
+    if method == "POST":
+        lines.append("Content-Length: 2")
+    payload = ("\r\n".join(lines) + "\r\n\r\n" + ("{}" if method == "POST" else "")).encode()
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect((host, port))
+            s.sendall(payload)
+            data = b""
+            while len(data) < 65536:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    head, _, body = data.partition(b"\r\n\r\n")
+    try:
+        return int(head.split(b" ", 2)[1]), body
+    except (IndexError, ValueError):
+        return 0, body
+
+
+def _from_gateway(body: bytes) -> bool:
+    try:
+        return bool(json.loads(body)["error"]["source"] == "ai-server gateway")
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+def audit(settings: Settings) -> dict[str, Any]:
+    started = time.monotonic()
+    findings: list[Finding] = []
+    g = settings.gateway
+    _, up_port = split_hostport(g.upstream)
+    try:
+        ts = tailscale.status()
+        ts_addrs = list(ts.addresses)
+        tun = ts.tun
+    except AiError as err:
+        ts_addrs, tun = [], True
+        findings.append(Finding("tailscale", False, err.message, err.hint or ""))
+    from aiserver.gatewayctl import resolve_listen
+
+    try:
+        gw_addrs = list(resolve_listen(settings, 0).addresses)
+    except AiError as err:
+        gw_addrs = []
+        findings.append(Finding("gateway-addresses", False, err.message, err.hint or ""))
+
+    tool, socks = listeners.listening()
+    on_up = [s for s in socks if s.port == up_port and s.process != "haproxy"]
+    exposed = [s for s in on_up if not _is_loopback(s.address)]
+    if not on_up:
+        findings.append(Finding("ollama-loopback", False,
+                                f"nothing listens on Ollama's port {up_port} ({tool})",
+                                "start Ollama: `ai-server install`"))
+    elif exposed:
+        where = ", ".join(f"{s.address}:{s.port} ({s.process or '?'})" for s in exposed)
+        findings.append(Finding("ollama-loopback", False, f"Ollama's port is open on {where}",
+                                "unset OLLAMA_HOST in Ollama's environment (or set it to "
+                                "127.0.0.1:11434) and restart it; `ai-server install`"))
+    else:
+        findings.append(Finding("ollama-loopback", True,
+                                f"port {up_port} listens on loopback only ({tool})"))
+
+    gw_socks = [s for s in socks if s.process == "haproxy" and s.port == g.port]
+    allowed = set(gw_addrs)
+    stray = [s for s in gw_socks if s.wildcard or s.address not in allowed]
+    if not gw_socks:
+        findings.append(Finding("gateway-listen", False, f"no HAProxy listens on port {g.port}",
+                                "start the gateway: `ai-server install`"))
+    elif stray:
+        where = ", ".join(f"{s.address}:{s.port}" for s in stray)
+        findings.append(Finding("gateway-listen", False, f"the gateway also listens on {where}",
+                                "remove the address from gateway.listen; never use wildcards"))
+    else:
+        findings.append(Finding("gateway-listen", True, "gateway listens on "
+                                + ", ".join(sorted({s.address for s in gw_socks}))))
+
+    for addr in ts_addrs:
+        answer = raw_request(addr, up_port, "GET", "/api/status", timeout=1.0)
+        if answer is None:
+            findings.append(Finding("ollama-unreachable", True,
+                                    f"{addr}:{up_port} refuses connections"))
+        elif _from_gateway(answer[1]):
+            findings.append(Finding("ollama-unreachable", True,
+                                    f"{addr}:{up_port} is the gateway, not Ollama"))
+        else:
+            findings.append(Finding("ollama-unreachable", False,
+                                    f"{addr}:{up_port} answered HTTP {answer[0]} without going "
+                                    "through the gateway", "bind Ollama to 127.0.0.1 only"))
+
+    if gw_addrs:
+        probe_host = gw_addrs[0]
+        probes = [(m, p.replace("{digest}", "sha256-0").replace("{key}", "k"))
+                  for m, p in allowlist.NEVER]
+        probes += [("POST", p) for p in ("/api/chat", "/api/generate")
+                   if not allowlist.is_allowed("POST", p, g.profiles)]
+        probes += [("GET", p) for p in ENCODED_SAMPLES]
+        leaked = []
+        unreachable = False
+        for method, path in probes:
+            answer = raw_request(probe_host, g.port, method, path)
+            if answer is None:
+                unreachable = True
+                break
+            if answer[0] not in (401, 403) or (answer[0] == 403 and method != "HEAD"
+                                               and not _from_gateway(answer[1])):
+                leaked.append(f"{method} {path} → {answer[0]}")
+        if unreachable:
+            findings.append(Finding("gateway-refusals", False,
+                                    f"cannot reach the gateway on {probe_host}:{g.port}",
+                                    "start the gateway: `ai-server install`"))
+        elif leaked:
+            findings.append(Finding("gateway-refusals", False, "not refused: "
+                                    + "; ".join(leaked[:5]), "reinstall: `ai-server install`"))
+        else:
+            findings.append(Finding("gateway-refusals", True,
+                                    f"{len(probes)} admin/encoded probes refused"))
+        if g.tokens:
+            answer = raw_request(probe_host, g.port, "GET", "/api/version")
+            ok = answer is not None and answer[0] == 401
+            got = answer[0] if answer else "no answer"
+            findings.append(Finding("tokens", ok, "requests without a token get 401" if ok else
+                                    f"a request without a token got {got}",
+                                    "" if ok else "reload the gateway: `ai-server reload`"))
+
+    if not tun and g.port == up_port:
+        findings.append(Finding("userspace-hazard", False,
+                                "Tailscale userspace networking forwards tailnet traffic on "
+                                f"port {g.port} to 127.0.0.1:{g.port} — Ollama itself",
+                                f"set gateway.port to {up_port + 1} and reinstall"))
+    else:
+        findings.append(Finding("userspace-hazard", True,
+                                "kernel networking" if tun else "userspace networking on a "
+                                "separate gateway port"))
+
+    hp = preflight.check_haproxy()
+    findings.append(Finding("haproxy-version", hp.status != preflight.FAIL, hp.detail, hp.fix))
+    bad = [f for f in findings if not f.ok]
+    return {"ok": not bad, "findings": [f.as_dict() for f in findings],
+            "seconds": round(time.monotonic() - started, 3), "listeners_from": tool,
+            "warnings": [hp.detail] if hp.status == preflight.WARN else []}

@@ -1,0 +1,459 @@
+"""`ai-server install` / `uninstall`: plan → apply (atomic, rolled back on failure) → verify.
+
+The plan is the files to write (with diffs) and the service commands to run; re-running with
+the same settings gives an empty plan. Every step that can fail is undone as a whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import os
+import shutil
+import stat
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from aicommon.errors import AiError, ExitCode
+from aicommon.fsutil import atomic_write
+from aicommon.paths import AppPaths, server_paths
+from aiserver import preflight, services, system
+from aiserver.services import Manager, ServiceSpec
+from aiserver.settings import Settings, load, parse, split_hostport, to_toml
+
+MANIFEST = "install.json"
+SERVICE_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+
+
+@dataclass(frozen=True)
+class Options:
+    context_length: int | None = None
+    keep_alive: str | None = None
+    models: tuple[str, ...] | None = None
+    tokens: bool = False
+    profiles: tuple[str, ...] = ()
+
+
+@dataclass
+class FileChange:
+    path: Path
+    old: str | None
+    new: str
+    mode: int
+    purpose: str
+
+    def diff(self) -> str:
+        old = [] if self.old is None else self.old.splitlines(keepends=True)
+        lines = difflib.unified_diff(old, self.new.splitlines(keepends=True),
+                                     fromfile=str(self.path) if self.old is not None
+                                     else "/dev/null", tofile=str(self.path))
+        return "".join(lines)
+
+
+@dataclass
+class Action:
+    spec: ServiceSpec
+    manager: Manager
+    verb: str  # start | restart | reload
+    was_running: bool
+
+    def describe(self) -> str:
+        if self.verb == "reload":
+            return "ai-server reload (graceful: live streams finish)"
+        if isinstance(self.manager, services.Brew):
+            return (f"brew services {self.verb} {self.spec.formula} "
+                    f"--file={self.manager.definition_path(self.spec)}")
+        if isinstance(self.manager, services.Launchd):
+            return (f"launchctl bootstrap gui/{system.uid()} "
+                    f"{self.manager.definition_path(self.spec)}")
+        unit = self.manager.definition_path(self.spec).name
+        return (f"systemctl --user {'restart' if self.verb == 'restart' else 'enable --now'} "
+                f"{unit}")
+
+
+@dataclass
+class Plan:
+    settings: Settings
+    config_file: Path
+    files: list[FileChange]
+    actions: list[Action]
+    notes: list[str]
+    checks: list[preflight.Check]
+    specs: dict[str, tuple[ServiceSpec, Manager]] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.files and not self.actions
+
+    def as_dict(self, with_diffs: bool = False) -> dict[str, Any]:
+        return {
+            "changes": not self.empty,
+            "files": [{"path": str(f.path), "purpose": f.purpose, "new": f.old is None,
+                       **({"diff": f.diff()} if with_diffs else {})} for f in self.files],
+            "commands": [a.describe() for a in self.actions],
+            "notes": self.notes,
+            "checks": [c.as_dict() for c in self.checks],
+            "services": {k: m.name for k, (_, m) in self.specs.items()},
+        }
+
+
+def _failpoint(step: str) -> None:
+    """Testing aid: AI_SERVER_FAILPOINT=<step> makes that step fail (proves the rollback)."""
+    if os.environ.get("AI_SERVER_FAILPOINT") == step:
+        raise AiError(f"injected failure at {step}", code="install.failpoint")
+
+
+def ai_server_bin() -> str:
+    override = os.environ.get("AI_SERVER_BIN")
+    if override:
+        return override
+    found = shutil.which("ai-server")
+    return found or str(Path(sys.argv[0]).absolute())
+
+
+def desired_settings(config_file: Path, opts: Options) -> tuple[Settings, list[str]]:
+    notes: list[str] = []
+    current = load(config_file) if config_file.exists() else None
+    base = current or parse("", str(config_file))
+    o = base.ollama
+    if opts.context_length is not None:
+        o = replace(o, context_length=opts.context_length)
+    elif current is None:
+        lowered, note = preflight.context_for_memory(o.context_length, system.memory_bytes())
+        o = replace(o, context_length=lowered)
+        if note:
+            notes.append(note)
+    if opts.keep_alive is not None:
+        o = replace(o, keep_alive=opts.keep_alive)
+    if opts.models is not None:
+        o = replace(o, warm=opts.models)
+    g = base.gateway
+    if opts.tokens:
+        g = replace(g, tokens=True)
+    if opts.profiles:
+        g = replace(g, profiles=tuple(dict.fromkeys((*g.profiles, *opts.profiles))))
+    new = replace(base, gateway=g, ollama=o, source=str(config_file))
+    # round-trip through TOML so whatever is written is exactly what validates
+    return parse(to_toml(new), str(config_file)), notes
+
+
+def service_specs(settings: Settings, paths: AppPaths, config_file: Path,
+                  ollama_bin: str) -> dict[str, ServiceSpec]:
+    o, g = settings.ollama, settings.gateway
+    brew = system.find_brew()
+    search = [SERVICE_PATH]
+    for prog in (ollama_bin, shutil.which("haproxy"), shutil.which("tailscale"), brew):
+        if prog:
+            d = str(Path(prog).parent)
+            if d not in search:
+                search.insert(0, d)
+    path_env = ":".join(search)
+    ollama_env = [("OLLAMA_HOST", g.upstream), ("OLLAMA_CONTEXT_LENGTH", str(o.context_length)),
+                  ("OLLAMA_KEEP_ALIVE", o.keep_alive)]
+    if o.no_cloud:
+        ollama_env.append(("OLLAMA_NO_CLOUD", "1"))
+    if o.flash_attention:
+        ollama_env.append(("OLLAMA_FLASH_ATTENTION", "1"))
+    ollama_env += [("OLLAMA_KV_CACHE_TYPE", o.kv_cache_type), ("PATH", path_env)]
+    gateway_env = [("PATH", path_env)]
+    for var in ("AI_SERVER_HOME", "AI_SERVER_TAILSCALE", "AI_SERVER_HAPROXY", "SHIV_ROOT"):
+        if os.environ.get(var):  # keep the install's own overrides for the service
+            gateway_env.append((var, os.environ[var]))
+    logs = paths.log_dir
+    return {
+        "ollama": ServiceSpec("ollama", "Ollama bound to loopback for ai-server",
+                              (ollama_bin, "serve"), tuple(ollama_env), logs / "ollama.log",
+                              logs / "ollama.log", paths.state_dir, formula="ollama"),
+        "gateway": ServiceSpec("gateway", "ai-server gateway (HAProxy on Tailscale addresses)",
+                               (ai_server_bin(), "--config", str(config_file), "run"),
+                               tuple(gateway_env), logs / "gateway.log",
+                               logs / "gateway.err.log", paths.state_dir, formula="ai-server"),
+    }
+
+
+def choose_managers(specs: dict[str, ServiceSpec], paths: AppPaths
+                    ) -> dict[str, tuple[ServiceSpec, Manager]]:
+    platform = system.platform_name()
+    services.require_manager(platform)
+    home = Path.home()
+    brew = system.find_brew()
+    chosen: dict[str, tuple[ServiceSpec, Manager]] = {}
+    for key, spec in specs.items():
+        manager: Manager
+        if brew and spec.formula and services.brew_has(brew, spec.formula):
+            manager = services.Brew(brew, platform, paths.state_dir / "services")
+        else:
+            manager = services.direct_manager(platform, home)
+        chosen[key] = (spec, manager)
+    return chosen
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def build_plan(config_file: Path | None, opts: Options) -> Plan:
+    paths = server_paths()
+    cfg = config_file or paths.config_file
+    settings, notes = desired_settings(cfg, opts)
+    checks = preflight.preflight(settings)
+    bad = preflight.failures(checks)
+    if bad:
+        first = bad[0]
+        raise AiError(f"preflight failed: {first.name}: {first.detail}"
+                      + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""),
+                      first.fix or "run `ai-server doctor` for details",
+                      code=f"preflight.{first.name}", exit_code=ExitCode.UNAVAILABLE
+                      if first.name != "tailscale-tun" else ExitCode.CONFIG)
+    ollama_bin = preflight.ollama_binary(settings)
+    assert ollama_bin is not None  # preflight passed
+    chosen = choose_managers(service_specs(settings, paths, cfg, ollama_bin), paths)
+    files: list[FileChange] = []
+    old_settings = _read(cfg)
+    settings_changed = old_settings is None or parse(old_settings, str(cfg)) != settings
+    if settings_changed:
+        files.append(FileChange(cfg, old_settings, to_toml(settings), 0o644, "settings"))
+    if settings.gateway.tokens:
+        from aiserver.tokens import token_file
+
+        tokens = token_file(settings)
+        if not tokens.exists():
+            files.append(FileChange(tokens, None, "# ai-server device tokens: <token> <device>\n"
+                                    "# add one with `ai-server tokens add <device>`\n", 0o600,
+                                    "token map"))
+            notes.append("tokens are on: add a device token with `ai-server tokens add DEVICE`")
+    actions: list[Action] = []
+    for key in ("ollama", "gateway"):
+        spec, manager = chosen[key]
+        target = manager.definition_path(spec)
+        text = manager.render(spec)
+        old = _read(target)
+        if old != text:
+            files.append(FileChange(target, old, text, 0o644, f"{key} service ({manager.name})"))
+        state = manager.state(spec)
+        if not state.running:
+            actions.append(Action(spec, manager, "start", False))
+        elif old != text:
+            actions.append(Action(spec, manager, "restart", True))
+        elif key == "gateway" and settings_changed:
+            actions.append(Action(spec, manager, "reload", True))
+    return Plan(settings, cfg, files, actions, notes, checks, chosen)
+
+
+@dataclass
+class Applied:
+    written: list[tuple[FileChange, int | None]] = field(default_factory=list)  # old mode
+    created_dirs: list[Path] = field(default_factory=list)
+    done: list[Action] = field(default_factory=list)
+
+
+def _mkdirs(path: Path, applied: Applied) -> None:
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir()
+        applied.created_dirs.append(d)
+
+
+def _rollback(plan: Plan, applied: Applied) -> list[str]:
+    problems = []
+    for change, old_mode in reversed(applied.written):
+        try:
+            if change.old is None:
+                change.path.unlink(missing_ok=True)
+            else:
+                atomic_write(change.path, change.old, mode=old_mode)
+        except (OSError, AiError) as exc:
+            problems.append(f"restore {change.path}: {exc}")
+    for action in reversed(applied.done):
+        if action.verb == "reload":
+            continue
+        try:
+            if action.was_running:
+                action.manager.start(action.spec, restart=True)
+            else:
+                action.manager.stop(action.spec)
+        except AiError as exc:
+            problems.append(f"{action.spec.key}: {exc.message}")
+    for d in reversed(applied.created_dirs):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+    return problems
+
+
+def wait_http(url: str, ok: Callable[[int], bool], timeout: float, what: str) -> None:
+    from aicommon.httpclient import request
+
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            status = request("GET", url, timeout=(1.0, 5.0), what=what).status
+            if ok(status):
+                return
+            last = f"HTTP {status}"
+        except AiError as err:
+            last = err.message
+        if time.monotonic() >= deadline:
+            raise AiError(f"{what} did not become healthy within {timeout:g} s ({last})",
+                          "look at the service log in the log directory (`ai-server paths`)",
+                          code="install.unhealthy", exit_code=ExitCode.UNAVAILABLE)
+        time.sleep(0.25)
+
+
+def gateway_urls(settings: Settings) -> list[str]:
+    from aiserver.gatewayctl import resolve_listen
+
+    urls = []
+    for addr in resolve_listen(settings, 0).addresses:
+        host = f"[{addr}]" if ":" in addr else addr
+        urls.append(f"http://{host}:{settings.gateway.port}/api/version")
+    return urls
+
+
+def verify(settings: Settings, timeout: float) -> None:
+    host, port = split_hostport(settings.gateway.upstream)
+    h = f"[{host}]" if ":" in host else host
+    wait_http(f"http://{h}:{port}/api/version", lambda s: s == 200, timeout, "Ollama")
+    for url in gateway_urls(settings):  # 401 proves the gateway answers when tokens are on
+        wait_http(url, lambda s: s in (200, 401), timeout, f"the gateway at {url}")
+
+
+def apply(plan: Plan, verify_timeout: float = 60.0) -> None:
+    paths = server_paths()
+    applied = Applied()
+    step = "start"
+    try:
+        for change in plan.files:
+            step = f"write {change.purpose}"
+            _failpoint(step)
+            _mkdirs(change.path.parent, applied)
+            try:
+                old_mode = stat.S_IMODE(change.path.stat().st_mode)
+            except FileNotFoundError:
+                old_mode = None
+            atomic_write(change.path, change.new, mode=change.mode)
+            applied.written.append((change, old_mode))
+        for d in (paths.log_dir, paths.state_dir):
+            _mkdirs(d, applied)
+        for action in plan.actions:
+            step = f"{action.verb} {action.spec.key}"
+            _failpoint(step)
+            applied.done.append(action)
+            if action.verb == "reload":
+                from aiserver.gatewayctl import reload
+
+                reload(plan.settings, 30)
+            else:
+                action.manager.start(action.spec, restart=action.verb == "restart")
+        step = "verify"
+        _failpoint(step)
+        verify(plan.settings, verify_timeout)
+    except (AiError, OSError) as exc:
+        message = exc.message if isinstance(exc, AiError) else str(exc)
+        problems = _rollback(plan, applied)
+        tail = ("previous state restored" if not problems
+                else "restoring failed for: " + "; ".join(problems))
+        raise AiError(f"install failed at step '{step}': {message}; {tail}",
+                      "fix the cause and run `ai-server install` again",
+                      code="install.failed", exit_code=ExitCode.FAILURE) from None
+    _write_manifest(plan, applied, paths)
+
+
+def _write_manifest(plan: Plan, applied: Applied, paths: AppPaths) -> None:
+    manifest_path = paths.state_dir / MANIFEST
+    old = json.loads(_read(manifest_path) or "{}")
+    files = set(old.get("files", []))
+    files.update(str(c.path) for c, _ in applied.written if c.purpose != "settings"
+                 and c.purpose != "token map")
+    dirs = list(dict.fromkeys([*old.get("created_dirs", []),
+                               *(str(d) for d in applied.created_dirs)]))
+    data = {
+        "files": sorted(files),
+        "created_dirs": dirs,
+        "settings": str(plan.config_file),
+        "services": {k: {"manager": m.name, "definition": str(m.definition_path(s))}
+                     for k, (s, m) in plan.specs.items()},
+    }
+    atomic_write(manifest_path, json.dumps(data, indent=2) + "\n")
+
+
+def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
+    """Stop and unregister both services; remove what install wrote. Models are kept."""
+    paths = server_paths()
+    cfg = config_file or paths.config_file
+    manifest_path = paths.state_dir / MANIFEST
+    manifest = json.loads(_read(manifest_path) or "{}")
+    settings = load(cfg) if cfg.exists() else parse("", str(cfg))
+    ollama_bin = preflight.ollama_binary(settings) or "ollama"
+    chosen = choose_managers(service_specs(settings, paths, cfg, ollama_bin), paths)
+    stopped = []
+    for key in ("gateway", "ollama"):
+        spec, manager = chosen[key]
+        if manager.state(spec).running or manager.definition_path(spec).exists():
+            manager.stop(spec)
+            stopped.append(key)
+    removed = []
+    for f in [*manifest.get("files", []),
+              *(str(m.definition_path(s)) for s, m in chosen.values())]:
+        p = Path(f)
+        if p.exists() or p.is_symlink():
+            p.unlink()
+            removed.append(str(p))
+    gw_dir = paths.state_dir / "gateway"
+    if gw_dir.exists():
+        shutil.rmtree(gw_dir)
+        removed.append(str(gw_dir))
+    if manifest_path.exists():
+        manifest_path.unlink()
+    kept = [str(cfg), str(paths.log_dir)]
+    if purge:
+        from aiserver.tokens import token_file
+
+        for p in (cfg, token_file(settings)):
+            if p.exists():
+                p.unlink()
+                removed.append(str(p))
+        for d in (paths.log_dir, paths.state_dir / "services", paths.state_dir):
+            if d.exists():
+                shutil.rmtree(d)
+                removed.append(str(d))
+        kept = []
+    for d in reversed(manifest.get("created_dirs", [])):
+        with contextlib.suppress(OSError):
+            Path(d).rmdir()  # only if empty: never removes anything else
+    return {"stopped": stopped, "removed": removed, "kept": kept, "models": "kept"}
+
+
+def client_command(settings: Settings) -> str:
+    """What to run on each laptop: `ai-client setup --server <MagicDNS name>`."""
+    from aiserver import tailscale
+
+    try:
+        name = tailscale.status().dns_name
+    except AiError:
+        name = ""
+    port = "" if settings.gateway.port == 11434 else f" --port {settings.gateway.port}"
+    return f"ai-client setup --server {name or '<this machine MagicDNS name>'}{port}"
+
+
+def brew_pin(pin: bool) -> None:
+    from aicommon.runner import run
+
+    brew = system.find_brew()
+    if brew is None:
+        raise AiError("Homebrew is not installed, so there is nothing to pin",
+                      "pinning applies to Ollama installed with `brew install ollama`",
+                      code="brew.missing", exit_code=ExitCode.UNAVAILABLE)
+    run([brew, "pin" if pin else "unpin", "ollama"], timeout=60)
