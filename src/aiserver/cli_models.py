@@ -113,10 +113,15 @@ def _columns(stream: Any) -> int:
 @click.option("--keep-alive", "keep_alive", default="-1", show_default=True, metavar="DURATION",
               help="How long to keep the models loaded: -1 = until unloaded, 0, seconds, or "
                    "like 30m.")
+@click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=0.0, metavar="SECONDS",
+              help="Wait up to this long for Ollama to answer first (boot jobs use 600).")
+@click.option("--at-boot", is_flag=True,
+              help="Instead of warming now, install a launchd/systemd job that warms these "
+                   "models (or the configured ones) each time the machine starts.")
 @json_option
 @click.pass_context
 def warm(ctx: click.Context, names: tuple[str, ...], context_length: int | None,
-         keep_alive: str, as_json: bool) -> None:
+         keep_alive: str, wait_seconds: float, at_boot: bool, as_json: bool) -> None:
     """Preload models and keep them loaded.
 
     Without NAMEs: the models loaded now plus `warm = [...]` under [ollama] in the settings.
@@ -129,7 +134,17 @@ def warm(ctx: click.Context, names: tuple[str, ...], context_length: int | None,
     from aiserver.settings import load
 
     settings = load(app.config)
+    if at_boot:
+        from aiserver.install import install_warm_job
+
+        job = install_warm_job(app.config, names, context_length, keep_alive)
+        finish(app, job, lambda d: f"installed boot job {d['definition']} ({d['manager']}): "
+                                   f"runs `{d['command']}` at every start")
     client = client_for(settings)
+    if wait_seconds:
+        from aiserver.install import wait_http
+
+        wait_http(client.base_url + "/api/version", lambda st: st == 200, wait_seconds, "Ollama")
     # the context length the service gives every client (its OLLAMA_CONTEXT_LENGTH): a runner
     # loaded with another num_ctx would be reloaded by the first client request
     num_ctx = context_length or settings.ollama.context_length

@@ -14,6 +14,7 @@ import shutil
 import signal
 import stat
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,6 +161,9 @@ def prepare(settings: Settings, listen: Listen) -> Prepared:
     """Render a generation, validate it, and only then make it current."""
     base = gateway_dir(settings)
     base.mkdir(parents=True, exist_ok=True)
+    for stale in base.glob(".staging-*"):  # left by a process killed while rendering
+        if time.time() - stale.stat().st_mtime > 60:
+            shutil.rmtree(stale, ignore_errors=True)
     # The generation's name depends on its own path (the config names its files), so render
     # once to learn the content hash of a path-independent render, then for real.
     probe = render_for(settings, listen, base / "gen-x")

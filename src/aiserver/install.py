@@ -266,8 +266,32 @@ def _mkdirs(path: Path, applied: Applied) -> None:
         applied.created_dirs.append(d)
 
 
-def _rollback(plan: Plan, applied: Applied) -> list[str]:
+def _side_dirs(plan: Plan) -> list[Path]:
+    seen: dict[Path, None] = {}
+    for _, manager in plan.specs.values():
+        for d in manager.side_dirs():
+            seen[d] = None
+    return list(seen)
+
+
+def _note_side_dirs(plan: Plan, existed: set[Path], applied: Applied) -> None:
+    """Directories the service managers created during this run are ours to remove later."""
+    for d in _side_dirs(plan):
+        if d not in existed and d.is_dir() and d not in applied.created_dirs:
+            applied.created_dirs.append(d)
+
+
+def _rollback(plan: Plan, applied: Applied, remove_trees: tuple[Path, ...] = ()) -> list[str]:
+    """Undo a partial apply: stop what we started (while its definition is still there),
+    restore the files, restart what was running with its old definition, drop new dirs."""
     problems = []
+    started = [a for a in reversed(applied.done) if a.verb != "reload"]
+    for action in started:
+        if not action.was_running:
+            try:
+                action.manager.stop(action.spec)
+            except AiError as exc:
+                problems.append(f"stop {action.spec.key}: {exc.message}")
     for change, old_mode in reversed(applied.written):
         try:
             if change.old is None:
@@ -276,16 +300,14 @@ def _rollback(plan: Plan, applied: Applied) -> list[str]:
                 atomic_write(change.path, change.old, mode=old_mode)
         except (OSError, AiError) as exc:
             problems.append(f"restore {change.path}: {exc}")
-    for action in reversed(applied.done):
-        if action.verb == "reload":
-            continue
-        try:
-            if action.was_running:
+    for action in started:
+        if action.was_running:
+            try:
                 action.manager.start(action.spec, restart=True)
-            else:
-                action.manager.stop(action.spec)
-        except AiError as exc:
-            problems.append(f"{action.spec.key}: {exc.message}")
+            except AiError as exc:
+                problems.append(f"restart {action.spec.key}: {exc.message}")
+    for tree in remove_trees:  # written by services we started (not by this process)
+        shutil.rmtree(tree, ignore_errors=True)
     for d in reversed(applied.created_dirs):
         with contextlib.suppress(OSError):
             d.rmdir()
@@ -333,6 +355,9 @@ def verify(settings: Settings, timeout: float) -> None:
 def apply(plan: Plan, verify_timeout: float = 60.0) -> None:
     paths = server_paths()
     applied = Applied()
+    existed = {d for d in _side_dirs(plan) if d.is_dir()}
+    gateway_state = paths.state_dir / "gateway"  # what `ai-server run` renders
+    gateway_state_existed = gateway_state.exists()
     step = "start"
     try:
         for change in plan.files:
@@ -362,12 +387,15 @@ def apply(plan: Plan, verify_timeout: float = 60.0) -> None:
         verify(plan.settings, verify_timeout)
     except (AiError, OSError) as exc:
         message = exc.message if isinstance(exc, AiError) else str(exc)
-        problems = _rollback(plan, applied)
+        _note_side_dirs(plan, existed, applied)
+        problems = _rollback(plan, applied,
+                             () if gateway_state_existed else (gateway_state,))
         tail = ("previous state restored" if not problems
                 else "restoring failed for: " + "; ".join(problems))
         raise AiError(f"install failed at step '{step}': {message}; {tail}",
                       "fix the cause and run `ai-server install` again",
                       code="install.failed", exit_code=ExitCode.FAILURE) from None
+    _note_side_dirs(plan, existed, applied)
     _write_manifest(plan, applied, paths)
 
 
@@ -399,6 +427,12 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
     ollama_bin = preflight.ollama_binary(settings) or "ollama"
     chosen = choose_managers(service_specs(settings, paths, cfg, ollama_bin), paths)
     stopped = []
+    if manifest.get("warm_job"):
+        warm = warm_spec(cfg, (), None, "-1")
+        direct = services.direct_manager(system.platform_name(), Path.home())
+        if direct.definition_path(warm).exists():
+            direct.stop(warm)
+            stopped.append("warm")
     for key in ("gateway", "ollama"):
         spec, manager = chosen[key]
         if manager.state(spec).running or manager.definition_path(spec).exists():
@@ -457,3 +491,56 @@ def brew_pin(pin: bool) -> None:
                       "pinning applies to Ollama installed with `brew install ollama`",
                       code="brew.missing", exit_code=ExitCode.UNAVAILABLE)
     run([brew, "pin" if pin else "unpin", "ollama"], timeout=60)
+
+
+def warm_spec(config_file: Path, names: tuple[str, ...], context_length: int | None,
+              keep_alive: str) -> ServiceSpec:
+    paths = server_paths()
+    argv = [ai_server_bin(), "--config", str(config_file), "models", "warm", "--wait", "600",
+            "--keep-alive", keep_alive]
+    if context_length:
+        argv += ["--context-length", str(context_length)]
+    env = [("PATH", SERVICE_PATH)]
+    if os.environ.get("AI_SERVER_HOME"):
+        env.append(("AI_SERVER_HOME", os.environ["AI_SERVER_HOME"]))
+    return ServiceSpec("warm", "ai-server: warm models once Ollama answers", (*argv, *names),
+                       tuple(env), paths.log_dir / "warm.log", paths.log_dir / "warm.log",
+                       paths.state_dir, daemon=False)
+
+
+def install_warm_job(config_file: Path | None, names: tuple[str, ...],
+                     context_length: int | None, keep_alive: str) -> dict[str, Any]:
+    """A launchd agent / systemd user unit that runs `models warm` at every start."""
+    paths = server_paths()
+    cfg = config_file or paths.config_file
+    platform = system.platform_name()
+    services.require_manager(platform)
+    manager = services.direct_manager(platform, Path.home())
+    spec = warm_spec(cfg, names, context_length, keep_alive)
+    target = manager.definition_path(spec)
+    old = _read(target)
+    applied = Applied()
+    change = FileChange(target, old, manager.render(spec), 0o644, "warm job")
+    try:
+        _mkdirs(target.parent, applied)
+        _mkdirs(paths.log_dir, applied)
+        atomic_write(target, change.new, mode=0o644)
+        applied.written.append((change, None if old is None else 0o644))
+        applied.done.append(Action(spec, manager, "start", False))
+        manager.start(spec, restart=False)
+    except AiError as err:
+        problems = _rollback(Plan(parse("", str(cfg)), cfg, [], [], [], []), applied)
+        raise AiError(f"could not install the warm-up job: {err.message}"
+                      + (f"; restoring failed for: {'; '.join(problems)}" if problems else ""),
+                      err.hint, code="install.warm_job", exit_code=err.exit_code) from None
+    manifest_path = paths.state_dir / MANIFEST
+    data = json.loads(_read(manifest_path) or "{}")
+    data.setdefault("files", [])
+    if str(target) not in data["files"]:
+        data["files"] = sorted([*data["files"], str(target)])
+    data.setdefault("created_dirs", [])
+    data["created_dirs"] += [str(d) for d in applied.created_dirs]
+    data["warm_job"] = True
+    atomic_write(manifest_path, json.dumps(data, indent=2) + "\n")
+    return {"definition": str(target), "manager": manager.name,
+            "command": services.shell_line(spec.argv)}

@@ -87,6 +87,7 @@ class Manager(Protocol):
     def start(self, spec: ServiceSpec, restart: bool) -> None: ...
     def stop(self, spec: ServiceSpec) -> None: ...
     def state(self, spec: ServiceSpec) -> ServiceState: ...
+    def side_dirs(self) -> list[Path]: ...
 
 
 @dataclass
@@ -119,6 +120,14 @@ class Brew:
     def stop(self, spec: ServiceSpec) -> None:
         run([self.brew, "services", "stop", str(spec.formula)], timeout=120)
 
+    def side_dirs(self) -> list[Path]:
+        """Directories `brew services` itself may create (where it copies our definition)."""
+        home = Path.home()
+        if self.platform == "darwin":
+            return [home / "Library", home / "Library" / "LaunchAgents"]
+        user = home / ".config" / "systemd" / "user"
+        return [home / ".config", user.parent, user, user / "default.target.wants"]
+
     def state(self, spec: ServiceSpec) -> ServiceState:
         done = run([self.brew, "services", "info", str(spec.formula), "--json"], timeout=60,
                    check=False)
@@ -145,6 +154,9 @@ class Launchd:
 
     def render(self, spec: ServiceSpec) -> str:
         return plist_text(spec, self.label(spec))
+
+    def side_dirs(self) -> list[Path]:
+        return []
 
     def _target(self, spec: ServiceSpec) -> str:
         return f"gui/{system.uid()}/{self.label(spec)}"
@@ -194,6 +206,10 @@ class Systemd:
             run(["systemctl", "--user", "restart", self.unit(spec)], timeout=120)
         else:
             run(["systemctl", "--user", "enable", "--now", self.unit(spec)], timeout=120)
+
+    def side_dirs(self) -> list[Path]:
+        """`systemctl enable` makes default.target.wants/ and leaves it behind on disable."""
+        return [self.home / ".config" / "systemd" / "user" / "default.target.wants"]
 
     def stop(self, spec: ServiceSpec) -> None:
         if self.definition_path(spec).exists():

@@ -1,0 +1,284 @@
+"""`ai-server install` / `uninstall` end to end, on a locked-down PATH of recording fakes.
+
+The service-manager fakes really start what the definitions say: `ollama serve` (the fake
+execs the Ollama simulator) and `ai-server run` (the real gateway on real HAProxy).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import plistlib
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import tsfake
+from tests.support.fakeenv import FakeEnv, ServiceDef, make_fake_env
+from tests.support.gatewayproc import free_port, settings_toml
+
+REPO = Path(__file__).resolve().parents[2]
+AI_SERVER = str(Path(sys.executable).parent / "ai-server")
+
+
+def snapshot(root: Path, skip: tuple[Path, ...] = ()) -> dict[str, tuple[str, int, bytes]]:
+    """Every file, link and directory under root with its mode and content."""
+    out: dict[str, tuple[str, int, bytes]] = {}
+    for path in sorted(root.rglob("*")):
+        if any(path == s or s in path.parents for s in skip):
+            continue
+        rel = str(path.relative_to(root))
+        st = path.lstat()
+        if path.is_symlink():
+            out[rel] = ("link", 0, os.readlink(path).encode())
+        elif path.is_dir():
+            out[rel] = ("dir", stat.S_IMODE(st.st_mode), b"")
+        else:
+            out[rel] = ("file", stat.S_IMODE(st.st_mode), path.read_bytes())
+    return out
+
+
+class Stack:
+    def __init__(self, fe: FakeEnv) -> None:
+        self.fe = fe
+        self.home = Path(fe.env["AI_SERVER_HOME"])
+        self.config = self.home / "config" / "config.toml"
+        self.upstream = free_port()
+        self.port = free_port()
+        self.extra = {"AI_SERVER_BIN": AI_SERVER, "PYTHONPATH": str(REPO / "src")}
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**self.fe.env, **self.extra}
+
+    def write_settings(self, **extra: Any) -> None:
+        gateway = {"listen": ["127.0.0.1"], "port": self.port,
+                   "upstream": f"127.0.0.1:{self.upstream}", "metrics_port": free_port(),
+                   "stats_socket": f"{self.fe.root}/gw.sock"}
+        gateway.update(extra)
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(settings_toml({"gateway": gateway}))
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "aiserver.cli", *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def service_calls(self) -> list[list[str]]:
+        """Calls that change services (not queries)."""
+        out = []
+        for tool in ("systemctl", "launchctl", "brew"):
+            for argv in self.fe.calls(tool):
+                if any(v in argv for v in ("start", "restart", "enable", "disable", "stop",
+                                           "bootstrap", "bootout", "kickstart")):
+                    out.append([tool, *argv])
+        return out
+
+    def state_snapshot(self) -> dict[str, tuple[str, int, bytes]]:
+        # logs of a failed attempt are kept on purpose (they say what went wrong)
+        return snapshot(self.fe.home, skip=(self.home / "logs",))
+
+
+@pytest.fixture()
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    fe = make_fake_env(tmp_path, platform="linux", with_brew=False,
+                       tailscale=tsfake.status_doc())
+    s = Stack(fe)
+    s.write_settings()
+    try:
+        yield s
+    finally:
+        fe.stop_all()
+
+
+def test_install_starts_both_services_and_is_idempotent(stack: Stack) -> None:
+    res = stack.cli("install", "--yes", "--json")
+    assert res.returncode == 0, res.stderr + res.stdout
+    env = json.loads(res.stdout)
+    data = env["data"]
+    assert data["applied"] and data["audit"]["ok"], json.dumps(data["audit"], indent=1)
+    assert data["services"] == {"ollama": "systemd", "gateway": "systemd"}
+    units = stack.fe.unit_dir
+    ollama_unit = (units / "ai-server-ollama.service").read_text()
+    assert "ExecStart=" in ollama_unit and "0.0.0.0" not in ollama_unit
+    served = stack.fe.ollama_serve_env()
+    assert served is not None
+    assert served["OLLAMA_HOST"] == f"127.0.0.1:{stack.upstream}"
+    assert served["OLLAMA_NO_CLOUD"] == "1" and served["OLLAMA_KV_CACHE_TYPE"] == "q8_0"
+    assert served["OLLAMA_CONTEXT_LENGTH"] == "65536"
+    assert ["systemctl", "--user", "enable", "--now", "ai-server-gateway.service"] in \
+        stack.service_calls()
+    assert "tag:ai-server" in data["acl"] and data["client_command"].startswith(
+        "ai-client setup --server studio.tail1234.ts.net")
+    # the gateway the service runs answers, and refuses what it must
+    from tests.support.rawhttp import exchange, request_bytes
+
+    assert exchange("127.0.0.1", stack.port, request_bytes("GET", "/api/tags")).status == 200
+    assert exchange("127.0.0.1", stack.port, request_bytes("POST", "/api/pull")).status == 403
+
+    before = len(stack.service_calls())
+    again = stack.cli("install", "--yes")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to change" in again.stdout
+    assert len(stack.service_calls()) == before
+
+    status = stack.cli("status", "--json")
+    sdata = json.loads(status.stdout)["data"]
+    assert sdata["services"]["ollama"]["running"] and sdata["services"]["gateway"]["running"]
+    assert sdata["ollama"]["version"] == "0.32.15"
+    doctor = stack.cli("doctor", "--json")
+    assert doctor.returncode == 0, doctor.stdout
+    assert stack.cli("audit").returncode == 0
+
+
+def test_dry_run_prints_diffs_and_changes_nothing(stack: Stack) -> None:
+    before = stack.state_snapshot()
+    res = stack.cli("install", "--dry-run", "--context-length", "40000")
+    assert res.returncode == 0, res.stderr
+    assert "+OLLAMA_CONTEXT_LENGTH" not in res.stdout  # the unit quotes Environment= lines
+    assert "Environment=OLLAMA_CONTEXT_LENGTH=40000" in res.stdout
+    assert "-context_length = 65536" in res.stdout or "+context_length = 40000" in res.stdout
+    assert "would run: systemctl --user enable --now ai-server-ollama.service" in res.stdout
+    assert stack.state_snapshot() == before
+    assert stack.service_calls() == []
+
+
+STEPS = ["write settings", "write ollama service (systemd)", "write gateway service (systemd)",
+         "start ollama", "start gateway", "verify"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_failing_step_restores_everything(stack: Stack, step: str) -> None:
+    before = stack.state_snapshot()
+    stack.extra["AI_SERVER_FAILPOINT"] = step
+    res = stack.cli("install", "--yes", "--context-length", "40000")
+    assert res.returncode == 1
+    assert f"install failed at step '{step}'" in res.stderr
+    assert "previous state restored" in res.stderr and res.stderr.count("\n") == 1
+    assert stack.state_snapshot() == before
+    assert stack.fe.live_pids() == []
+
+
+def test_a_failing_service_command_restores_everything(stack: Stack) -> None:
+    before = stack.state_snapshot()
+    stack.fe.fail("systemctl --user enable --now ai-server-gateway.service")
+    res = stack.cli("install", "--yes")
+    assert res.returncode == 1 and "step 'start gateway'" in res.stderr
+    assert stack.state_snapshot() == before
+    assert stack.fe.live_pids() == []  # Ollama, already started, was stopped again
+
+
+def test_reinstall_over_a_running_install_restores_the_running_services(stack: Stack) -> None:
+    assert stack.cli("install", "--yes").returncode == 0
+    before = stack.state_snapshot()
+    pids = sorted(stack.fe.live_pids())
+    stack.extra["AI_SERVER_FAILPOINT"] = "verify"
+    res = stack.cli("install", "--yes", "--context-length", "40000")
+    assert res.returncode == 1
+    assert stack.state_snapshot() == before
+    assert len(stack.fe.live_pids()) == len(pids)  # restarted with the old definitions
+    deadline = time.monotonic() + 10  # the restarted `ollama serve` records its environment
+    while (stack.fe.ollama_serve_env() or {}).get("OLLAMA_CONTEXT_LENGTH") != "65536":
+        assert time.monotonic() < deadline, stack.fe.ollama_serve_env()
+        time.sleep(0.1)
+
+
+def test_uninstall_leaves_home_as_before_apart_from_what_is_kept(stack: Stack) -> None:
+    before = snapshot(stack.fe.home, skip=(stack.home / "logs",))
+    assert stack.cli("install", "--yes").returncode == 0
+    res = stack.cli("uninstall", "--json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)["data"]
+    assert set(data["stopped"]) == {"ollama", "gateway"} and data["models"] == "kept"
+    assert snapshot(stack.fe.home, skip=(stack.home / "logs",)) == before
+    assert (stack.home / "logs").is_dir()  # kept
+    assert stack.fe.live_pids() == []
+    purge = stack.cli("uninstall", "--purge")
+    assert purge.returncode == 0
+    assert not stack.config.exists() and not (stack.home / "logs").exists()
+
+
+@pytest.mark.parametrize("setup, needle, code", [
+    ("logged-out", "tailscale: state NeedsLogin", 5),
+    ("old-ollama", "the Anthropic endpoint needs Ollama >= 0.14.0", 5),
+    ("no-haproxy", "haproxy: haproxy not found", 5),
+    ("userspace-same-port", "tailscale-tun: userspace networking", 4),
+])
+def test_preflight_failures_write_nothing(stack: Stack, setup: str, needle: str,
+                                          code: int) -> None:
+    if setup == "logged-out":
+        stack.fe.set_tailscale(tsfake.status_doc(state="NeedsLogin"))
+    elif setup == "old-ollama":
+        stack.extra["FAKE_OLLAMA_VERSION"] = "0.13.0"
+    elif setup == "no-haproxy":
+        stack.extra["AI_SERVER_HAPROXY"] = "haproxy-not-installed"
+    else:
+        stack.fe.set_tailscale(tsfake.status_doc(tun=False))
+        stack.write_settings(port=stack.upstream)
+    before = stack.state_snapshot()
+    res = stack.cli("install", "--yes")
+    assert res.returncode == code, res.stderr
+    assert needle in res.stderr and res.stderr.count("\n") == 1
+    assert stack.state_snapshot() == before
+    assert stack.service_calls() == []
+
+
+def test_brew_managed_services_use_our_definitions(tmp_path: Path) -> None:
+    fe = make_fake_env(tmp_path, platform="linux", with_brew=True)
+    try:
+        s = Stack(fe)
+        s.write_settings()
+        fe.install_ollama_formula()
+        fe.brew_install("ai-server", "0.1.0", bins={"ai-server": AI_SERVER},
+                        service=ServiceDef(run=[AI_SERVER, "run"]))
+        res = s.cli("install", "--yes", "--json")
+        assert res.returncode == 0, res.stderr + res.stdout
+        data = json.loads(res.stdout)["data"]
+        assert data["services"] == {"ollama": "brew", "gateway": "brew"}
+        calls = [c for c in fe.calls("brew") if c[:2] == ["services", "start"]]
+        files = {c[2]: c[3] for c in calls}
+        assert files["ollama"] == f"--file={s.home}/state/services/homebrew.ollama.service"
+        assert files["ai-server"].startswith("--file=") and "homebrew.ai-server.service" in \
+            files["ai-server"]
+        served = fe.ollama_serve_env()
+        assert served is not None and served["OLLAMA_HOST"] == f"127.0.0.1:{s.upstream}"
+        pin = s.cli("pin-ollama")
+        assert pin.returncode == 0 and ["pin", "ollama"] in fe.calls("brew")
+        st = json.loads(s.cli("status", "--json").stdout)["data"]
+        assert st["ollama_pinned"] is True
+    finally:
+        fe.stop_all()
+
+
+def test_macos_launchd_agents_without_homebrew(tmp_path: Path) -> None:
+    fe = make_fake_env(tmp_path, platform="darwin", with_brew=False)
+    try:
+        s = Stack(fe)
+        s.write_settings()
+        fe.use_live_lsof()
+        res = s.cli("install", "--yes", "--json")
+        assert res.returncode in (0, 3), res.stderr + res.stdout
+        agents = fe.launch_agents
+        plist = plistlib.loads((agents / "com.remote-ollama-proxy.ollama.plist").read_bytes())
+        assert plist["EnvironmentVariables"]["OLLAMA_HOST"] == f"127.0.0.1:{s.upstream}"
+        assert plist["ProgramArguments"][1] == "serve"
+        gw = plistlib.loads((agents / "com.remote-ollama-proxy.gateway.plist").read_bytes())
+        assert gw["ProgramArguments"][-1] == "run" and gw["KeepAlive"] is True
+        boot = [c for c in fe.calls("launchctl") if c[0] == "bootstrap"]
+        assert len(boot) == 2 and all(c[1].startswith("gui/") for c in boot)
+        for f in agents.iterdir():
+            assert "0.0.0.0" not in f.read_text()
+        warm = s.cli("models", "warm", "--at-boot", "qwen3-coder:30b", "--json")
+        assert warm.returncode == 0, warm.stderr
+        job = plistlib.loads((agents / "com.remote-ollama-proxy.warm.plist").read_bytes())
+        assert job["ProgramArguments"][-1] == "qwen3-coder:30b"
+        assert "--wait" in job["ProgramArguments"] and job["KeepAlive"] is False
+        assert s.cli("uninstall").returncode == 0
+        assert not agents.exists()  # install created it, uninstall removed it again
+    finally:
+        fe.stop_all()
