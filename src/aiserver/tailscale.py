@@ -26,7 +26,8 @@ class TailscaleState:
 
 
 def cli_path() -> str:
-    """The tailscale CLI: $AI_SERVER_TAILSCALE, `tailscale` on PATH, or the macOS app's."""
+    """The tailscale CLI: $AI_SERVER_TAILSCALE, `tailscale` on PATH, the macOS app's bundled
+    CLI, or the Homebrew prefix's."""
     override = os.environ.get("AI_SERVER_TAILSCALE")
     if override:
         return override
@@ -35,6 +36,11 @@ def cli_path() -> str:
         return found
     if os.path.exists(MACOS_APP_CLI):
         return MACOS_APP_CLI
+    from aiserver import system
+
+    in_brew = system.find_program("tailscale", system.find_brew())
+    if in_brew:
+        return in_brew
     raise AiError("the tailscale command was not found",
                   "install Tailscale (https://tailscale.com/download) and log in",
                   code="tailscale.missing", exit_code=ExitCode.UNAVAILABLE)
