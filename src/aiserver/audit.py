@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from aicommon import tailscale
 from aicommon.errors import AiError
-from aiserver import allowlist, listeners, preflight, tailscale
+from aiserver import allowlist, listeners, preflight
 from aiserver.settings import Settings, split_hostport
 
 ENCODED_SAMPLES = ("/api/%70ull", "/api/%2570ull", "/v1/messages/../../api/pull",

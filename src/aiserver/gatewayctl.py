@@ -18,11 +18,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aicommon import tailscale
 from aicommon.errors import AiError, ExitCode
 from aicommon.fsutil import atomic_write
 from aicommon.paths import server_paths
 from aicommon.runner import run
-from aiserver import gateway, tailscale
+from aiserver import gateway
 from aiserver.settings import Settings, split_hostport
 
 KEEP_GENERATIONS = 3

@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from aicommon import tailscale
 from aicommon.errors import AiError
 from aicommon.paths import server_paths
 from aicommon.runner import run
-from aiserver import install, listeners, preflight, system, tailscale
+from aiserver import install, listeners, preflight, system
 from aiserver.settings import Settings, load, parse, split_hostport
 
 ERROR_LINE = re.compile(r"\b(error|ALERT|fatal|panic)\b", re.I)

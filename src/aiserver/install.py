@@ -161,7 +161,7 @@ def service_specs(settings: Settings, paths: AppPaths, config_file: Path,
         ollama_env.append(("OLLAMA_FLASH_ATTENTION", "1"))
     ollama_env += [("OLLAMA_KV_CACHE_TYPE", o.kv_cache_type), ("PATH", path_env)]
     gateway_env = [("PATH", path_env)]
-    for var in ("AI_SERVER_HOME", "AI_SERVER_TAILSCALE", "AI_SERVER_HAPROXY", "SHIV_ROOT"):
+    for var in ("AI_SERVER_HOME", "AI_TAILSCALE", "AI_SERVER_HAPROXY", "SHIV_ROOT"):
         if os.environ.get(var):  # keep the install's own overrides for the service
             gateway_env.append((var, os.environ[var]))
     logs = paths.log_dir
@@ -472,7 +472,7 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
 
 def client_command(settings: Settings) -> str:
     """What to run on each laptop: `ai-client setup --server <MagicDNS name>`."""
-    from aiserver import tailscale
+    from aicommon import tailscale
 
     try:
         name = tailscale.status().dns_name

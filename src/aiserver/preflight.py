@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass
 
 from packaging.version import InvalidVersion, Version
 
-from aicommon import resources
+from aicommon import resources, tailscale
 from aicommon.errors import AiError
 from aicommon.runner import run
-from aiserver import system, tailscale
+from aiserver import system
 from aiserver.settings import Settings, split_hostport
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from aicommon.errors import AiError, ExitCode
+from aicommon.tailscale import is_tailscale_ip
 from aiserver.allowlist import PROFILES
 
-TAILSCALE_V4 = ipaddress.ip_network("100.64.0.0/10")
-TAILSCALE_V6 = ipaddress.ip_network("fd7a:115c:a1e0::/48")
 WILDCARDS = {"0.0.0.0", "::", "*", "[::]", "0", "::0", "0:0:0:0:0:0:0:0"}
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
 _GO_DURATION = re.compile(r"^-1$|^\d+$|^(\d+(\.\d+)?(ns|us|ms|s|m|h))+$")
@@ -125,14 +124,6 @@ def split_hostport(value: str) -> tuple[str, int]:
     host = m.group(1) or m.group(3)
     port = int(m.group(2) or m.group(4))
     return host, port
-
-
-def is_tailscale_ip(addr: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
-        return False
-    return ip in (TAILSCALE_V4 if ip.version == 4 else TAILSCALE_V6)
 
 
 def check_listen_address(addr: str, allow_other: bool) -> None:

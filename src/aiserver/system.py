@@ -10,11 +10,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from aicommon.programs import find_brew, find_program
 from aicommon.runner import run
 
-BREW_CANDIDATES = ("/opt/homebrew/bin/brew", "/usr/local/bin/brew",
-                   "/home/linuxbrew/.linuxbrew/bin/brew")
-
+__all__ = ["find_brew", "find_program"]  # re-exported: callers use system.find_*
 
 def platform_name() -> str:
     """"darwin" or "linux" ($AI_SERVER_PLATFORM overrides, for tests of the macOS paths)."""
@@ -55,28 +54,6 @@ def memory_bytes() -> int | None:
         return None
     m = re.search(r"^MemTotal:\s+(\d+) kB", text, re.M)
     return int(m.group(1)) * 1024 if m else None
-
-
-def find_brew() -> str | None:
-    found = shutil.which("brew")
-    if found:
-        return found
-    if os.environ.get("AI_SERVER_NO_BREW_PREFIXES"):  # tests: only what is on PATH counts
-        return None
-    return next((c for c in BREW_CANDIDATES if os.access(c, os.X_OK)), None)
-
-
-def find_program(name: str, brew: str | None = None) -> str | None:
-    """A program on PATH, else in the Homebrew prefix."""
-    found = shutil.which(name)
-    if found:
-        return found
-    if brew:
-        prefix = Path(brew).resolve().parent.parent
-        candidate = prefix / "bin" / name
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
 
 
 def uid() -> int:

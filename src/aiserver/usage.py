@@ -245,8 +245,8 @@ def peer_names(doc: Any) -> dict[str, str]:
 
 def tailnet_names() -> tuple[dict[str, str], str | None]:
     """Names of tailnet nodes by IP, and a note when Tailscale could not be asked."""
+    from aicommon import tailscale
     from aicommon.runner import run
-    from aiserver import tailscale
 
     fallback = "client IPs are shown unnamed"
     try:

@@ -25,7 +25,7 @@ ENTRY = ("from aiserver.cli import cli; "
 
 def cli_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
-    env.setdefault("AI_SERVER_TAILSCALE", "/nonexistent/tailscale")  # never the real one
+    env.setdefault("AI_TAILSCALE", "/nonexistent/tailscale")  # never the real one
     env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
@@ -135,7 +135,7 @@ def test_logs_follow_prints_new_lines_and_ctrl_c_exits_130(tmp_path: Path) -> No
            '"queue_ms":0,"ttfb_ms":4,"total_ms":5,"termination":"----","session":"-",'
            '"agent":"-"}\n')
     log.write_text(old)
-    env = cli_env(dict(os.environ, AI_SERVER_TAILSCALE=str(tmp_path / "absent")))
+    env = cli_env(dict(os.environ, AI_TAILSCALE=str(tmp_path / "absent")))
     proc = subprocess.Popen([sys.executable, "-c", ENTRY, "logs", "-f", "--json", "--file",
                              str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)

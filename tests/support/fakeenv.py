@@ -445,5 +445,5 @@ def make_fake_env(tmp: Path, *, platform: str = "linux", with_brew: bool = True,
         fake_env.set_tailscale(tailscale)
     else:
         fake_env.set_tailscale(None)
-    # tsfake points AI_SERVER_TAILSCALE at the fake's real path; keep `tailscale` on PATH too.
+    # tsfake points AI_TAILSCALE at the fake's real path; keep `tailscale` on PATH too.
     return fake_env

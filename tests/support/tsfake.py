@@ -35,13 +35,13 @@ def status_doc(state: str = "Running", ips: tuple[str, ...] = ("100.101.102.103"
 
 
 def install(env: dict[str, str], workdir: Path, doc: dict[str, Any] | None) -> Path:
-    """Point AI_SERVER_TAILSCALE at the fake; `doc` None = tailscaled not running."""
+    """Point AI_TAILSCALE at the fake; `doc` None = tailscaled not running."""
     status = workdir / "tailscale-status.json"
     if doc is not None:
         status.write_text(json.dumps(doc))
     elif status.exists():
         status.unlink()
     log = workdir / "tailscale-calls.jsonl"
-    env.update(AI_SERVER_TAILSCALE=str(FAKE_CLI), FAKE_TAILSCALE_STATUS=str(status),
+    env.update(AI_TAILSCALE=str(FAKE_CLI), FAKE_TAILSCALE_STATUS=str(status),
                FAKE_TAILSCALE_LOG=str(log))
     return log

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from aicommon import tailscale
 from aicommon.errors import AiError, ExitCode
-from aiserver import tailscale
 from tests.support import tsfake
 
 
@@ -60,7 +60,7 @@ def test_tailscaled_down_is_unavailable(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_missing_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AI_SERVER_TAILSCALE", raising=False)
+    monkeypatch.delenv("AI_TAILSCALE", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
     if os.path.exists(tailscale.MACOS_APP_CLI):
         pytest.skip("the macOS Tailscale app is installed here")

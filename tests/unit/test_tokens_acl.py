@@ -291,7 +291,7 @@ def test_a_failed_reload_keeps_the_change_and_fails_the_command(
         gw_dir = isolated_home / "ai-server" / "state" / "gateway"
         gw_dir.mkdir(parents=True)
         (gw_dir / "haproxy.pid").write_text(f"{child.pid}\n")
-        monkeypatch.setenv("AI_SERVER_TAILSCALE", str(tmp_path / "no-such-tailscale"))
+        monkeypatch.setenv("AI_TAILSCALE", str(tmp_path / "no-such-tailscale"))
         code, out, err = run_cli(capsys, "--config", str(config), "tokens", "add", "alice")
         assert child.poll() is None  # never signalled
     finally:

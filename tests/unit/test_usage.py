@@ -268,7 +268,7 @@ def test_tailnet_names_when_tailscale_is_down_or_missing(
         monkeypatch.setenv(k, v)
     names, note = usage.tailnet_names()
     assert names == {} and note is not None and "failed to connect" in note
-    monkeypatch.setenv("AI_SERVER_TAILSCALE", str(tmp_path / "no-such-tailscale"))
+    monkeypatch.setenv("AI_TAILSCALE", str(tmp_path / "no-such-tailscale"))
     names, note = usage.tailnet_names()
     assert names == {} and note is not None and "unavailable" in note
 
@@ -392,7 +392,7 @@ def test_usage_command_json(log_file: Path, fake_tailscale: Path,
 def test_usage_command_human_without_tailscale(log_file: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("AI_SERVER_TAILSCALE", str(tmp_path / "no-such-tailscale"))
+    monkeypatch.setenv("AI_TAILSCALE", str(tmp_path / "no-such-tailscale"))
     code, out, err = run_cli(capsys, "usage", "--file", str(log_file), "--since", "all")
     assert code == 0
     assert "tailscale unavailable" in err and "client IPs are shown unnamed" in err

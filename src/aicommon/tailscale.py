@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -11,9 +12,18 @@ from typing import Any
 
 from aicommon.errors import AiError, ExitCode
 from aicommon.runner import run
-from aiserver.settings import is_tailscale_ip
 
 MACOS_APP_CLI = "/Applications/Tailscale.app/Contents/MacOS/Tailscale"
+TAILSCALE_V4 = ipaddress.ip_network("100.64.0.0/10")
+TAILSCALE_V6 = ipaddress.ip_network("fd7a:115c:a1e0::/48")
+
+
+def is_tailscale_ip(addr: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return ip in (TAILSCALE_V4 if ip.version == 4 else TAILSCALE_V6)
 
 
 @dataclass(frozen=True)
@@ -26,9 +36,9 @@ class TailscaleState:
 
 
 def cli_path() -> str:
-    """The tailscale CLI: $AI_SERVER_TAILSCALE, `tailscale` on PATH, the macOS app's bundled
-    CLI, or the Homebrew prefix's."""
-    override = os.environ.get("AI_SERVER_TAILSCALE")
+    """The tailscale CLI: $AI_TAILSCALE, `tailscale` on PATH, the macOS app's bundled CLI, or
+    the Homebrew prefix's."""
+    override = os.environ.get("AI_TAILSCALE")
     if override:
         return override
     found = shutil.which("tailscale")
@@ -36,9 +46,9 @@ def cli_path() -> str:
         return found
     if os.path.exists(MACOS_APP_CLI):
         return MACOS_APP_CLI
-    from aiserver import system
+    from aicommon.programs import find_brew, find_program
 
-    in_brew = system.find_program("tailscale", system.find_brew())
+    in_brew = find_program("tailscale", find_brew())
     if in_brew:
         return in_brew
     raise AiError("the tailscale command was not found",
