@@ -21,6 +21,7 @@ import pytest
 from aicommon.errors import AiError
 from aiserver.ollama import OllamaClient
 from tests.support.ollama_sim import OllamaSimulator
+from tests.support.signals import default_sigint
 
 REPO = Path(__file__).resolve().parents[2]
 # cli.py gets `cli.add_command(models)` from its owner; until then the tests add it themselves.
@@ -270,7 +271,8 @@ def test_pull_cut_mid_stream_is_reported(sim: OllamaSimulator, config: Path) -> 
 def test_pull_ctrl_c_stops_cleanly_with_130(sim: OllamaSimulator, config: Path) -> None:
     sim.chunk_gap = 5.0  # a slow download: seconds between progress events
     proc = subprocess.Popen(argv(config, "models", "pull", "tinyllama:1.1b"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            preexec_fn=default_sigint)
     assert proc.stderr is not None
     assert proc.stderr.readline() == "pulling manifest\n"
     proc.send_signal(signal.SIGINT)

@@ -15,6 +15,7 @@ from pathlib import Path
 from tests.integration.conftest import GatewayFactory
 from tests.support.gatewayproc import REPO, GatewayProcess
 from tests.support.ollama_sim import OllamaSimulator
+from tests.support.signals import default_sigint
 
 # The main cli registers these commands itself; until then, this entry point does.
 ENTRY = ("from aiserver.cli import cli; "
@@ -138,7 +139,7 @@ def test_logs_follow_prints_new_lines_and_ctrl_c_exits_130(tmp_path: Path) -> No
     env = cli_env(dict(os.environ, AI_TAILSCALE=str(tmp_path / "absent")))
     proc = subprocess.Popen([sys.executable, "-c", ENTRY, "logs", "-f", "--json", "--file",
                              str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True, env=env, preexec_fn=default_sigint)
     try:
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from aicommon import __version__
+from tests.support.signals import default_sigint
 
 TOOLS = ["ai-server", "ai-client"]
 PATHS_KEYS = {"config_file", "config_dir", "state_dir", "log_dir", "source", "share_dir",
@@ -113,7 +114,7 @@ def test_ctrl_c_exits_130_without_traceback() -> None:
         "run_main(g, 'ai-client', ['wait'])\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     assert proc.stdout is not None
     assert proc.stdout.readline() == "ready\n"
     time.sleep(0.1)
