@@ -81,14 +81,52 @@ def parse_status(raw: str) -> TailscaleState:
     )
 
 
-def status() -> TailscaleState:
+def status_json() -> str:
     done = run([cli_path(), "status", "--json"], timeout=15, check=False)
     if not done.stdout.strip():
         why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"
         raise AiError(f"`tailscale status --json` failed: {why}",
                       "start Tailscale and log in", code="tailscale.unavailable",
                       exit_code=ExitCode.UNAVAILABLE)
-    return parse_status(done.stdout)
+    return done.stdout
+
+
+def status() -> TailscaleState:
+    return parse_status(status_json())
+
+
+@dataclass(frozen=True)
+class Peer:
+    dns_name: str  # MagicDNS FQDN without the trailing dot ("" when MagicDNS is off)
+    host_name: str
+    addresses: tuple[str, ...]
+    online: bool
+    tags: tuple[str, ...]
+    os: str
+
+    @property
+    def address(self) -> str:
+        """What a client should connect to: the MagicDNS name, else the first IP."""
+        return self.dns_name or (self.addresses[0] if self.addresses else self.host_name)
+
+
+def peers(raw: str) -> list[Peer]:
+    """Every peer in `tailscale status --json` (defensive: fields may be missing)."""
+    try:
+        doc: Any = json.loads(raw)
+    except ValueError:
+        return []
+    found = []
+    table = doc.get("Peer") if isinstance(doc, dict) else None
+    for node in (table or {}).values():
+        if not isinstance(node, dict):
+            continue
+        ips = tuple(ip for ip in node.get("TailscaleIPs") or [] if isinstance(ip, str))
+        found.append(Peer(str(node.get("DNSName", "")).rstrip("."), str(node.get("HostName", "")),
+                          ips, bool(node.get("Online")),
+                          tuple(t for t in node.get("Tags") or [] if isinstance(t, str)),
+                          str(node.get("OS", ""))))
+    return sorted(found, key=lambda p: p.address)
 
 
 def wait_running(timeout: float, poll: float = 1.0) -> TailscaleState:

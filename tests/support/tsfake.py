@@ -45,3 +45,23 @@ def install(env: dict[str, str], workdir: Path, doc: dict[str, Any] | None) -> P
     env.update(AI_TAILSCALE=str(FAKE_CLI), FAKE_TAILSCALE_STATUS=str(status),
                FAKE_TAILSCALE_LOG=str(log))
     return log
+
+
+def peer(host_name: str, ips: tuple[str, ...], *, tags: tuple[str, ...] = ("tag:ai-server",),
+         online: bool = True, dns: bool = True) -> dict[str, Any]:
+    """One `Peer` entry of `tailscale status --json` (REFERENCE §7)."""
+    node: dict[str, Any] = {
+        "ID": f"n{abs(hash(host_name)) % 10**6}", "PublicKey": f"nodekey:{host_name}",
+        "HostName": host_name, "DNSName": f"{host_name}.tail1234.ts.net." if dns else "",
+        "OS": "macOS", "TailscaleIPs": list(ips), "Online": online, "Active": online,
+        "LastSeen": "2026-11-28T10:00:00Z", "UserID": 1,
+    }
+    if tags:
+        node["Tags"] = list(tags)
+    return node
+
+
+def with_peers(doc: dict[str, Any], *peers: dict[str, Any]) -> dict[str, Any]:
+    doc = dict(doc)
+    doc["Peer"] = {f"nodekey:{p['HostName']}": p for p in peers}
+    return doc

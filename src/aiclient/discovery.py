@@ -1,0 +1,162 @@
+"""Finding the server on the tailnet and probing it, with a precise diagnosis on failure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aicommon import tailscale
+from aicommon.errors import AiError, ExitCode
+
+SERVER_TAG = "tag:ai-server"
+
+
+def tagged_servers() -> list[tailscale.Peer]:
+    """Peers tagged tag:ai-server (raises when Tailscale is not usable)."""
+    raw = tailscale.status_json()
+    state = tailscale.parse_status(raw)
+    if state.backend_state != "Running":
+        raise AiError(f"Tailscale is not running on this device (state {state.backend_state})",
+                      "start Tailscale and log in (`tailscale up`)", code="tailscale.down",
+                      exit_code=ExitCode.UNAVAILABLE)
+    return [p for p in tailscale.peers(raw) if SERVER_TAG in p.tags]
+
+
+def choose_server(found: list[tailscale.Peer]) -> tailscale.Peer | None:
+    """The only tagged server, or None when the caller must ask (several)."""
+    if not found:
+        raise AiError("no device on the tailnet is tagged tag:ai-server",
+                      "tag the server in the Tailscale admin console (or `tailscale up "
+                      "--advertise-tags=tag:ai-server` on it), or pass --server NAME",
+                      code="discovery.none", exit_code=ExitCode.UNAVAILABLE)
+    return found[0] if len(found) == 1 else None
+
+
+@dataclass
+class Probe:
+    base_url: str
+    version: str
+    models: list[str]
+    capabilities: dict[str, list[str]] = field(default_factory=dict)
+    trained_context: dict[str, int] = field(default_factory=dict)
+    loaded_context: dict[str, int] = field(default_factory=dict)
+
+
+def _peer_for(host: str) -> tailscale.Peer | None:
+    try:
+        raw = tailscale.status_json()
+    except AiError:
+        return None
+    for p in tailscale.peers(raw):
+        if host in (p.dns_name, p.host_name, *p.addresses) or p.dns_name.startswith(host + "."):
+            return p
+    return None
+
+
+def _transport_diagnosis(host: str, port: int, err: AiError) -> AiError:
+    """Why the connection failed, as precisely as the local facts allow."""
+    try:
+        state = tailscale.status()
+    except AiError:
+        state = None
+    if state is not None and state.backend_state != "Running":
+        return AiError(f"cannot reach {host}:{port}: Tailscale is not running on this device "
+                       f"(state {state.backend_state})", "start Tailscale: `tailscale up`",
+                       code="probe.tailscale_down", exit_code=ExitCode.UNAVAILABLE)
+    peer = _peer_for(host)
+    if peer is not None and not peer.online:
+        return AiError(f"cannot reach {host}:{port}: the server is offline on the tailnet",
+                       "wake or start the server; check `tailscale status`",
+                       code="probe.peer_offline", exit_code=ExitCode.UNAVAILABLE)
+    if err.code == "http.connect_timeout":
+        return AiError(f"{host}:{port} did not answer: the tailnet policy may drop this "
+                       "device's traffic, or the server is asleep",
+                       "check the grants in the tailnet policy (`ai-server acl` prints them)",
+                       code="probe.timeout", exit_code=ExitCode.UNAVAILABLE)
+    if "Name or service not known" in str(err.__cause__) or "nodename nor servname" in str(
+            err.__cause__) or "getaddrinfo" in str(err.__cause__):
+        return AiError(f"cannot resolve {host}", "use the MagicDNS name from `tailscale status`"
+                       " or the server's 100.x address", code="probe.dns",
+                       exit_code=ExitCode.UNAVAILABLE)
+    return AiError(f"connection to {host}:{port} refused: the gateway is not running there, or "
+                   "the tailnet policy does not let this device in",
+                   "on the server run `ai-server status`; check the tailnet policy grants",
+                   code="probe.refused", exit_code=ExitCode.UNAVAILABLE)
+
+
+def _get(base_url: str, path: str, headers: dict[str, str], host: str, port: int,
+         body: Any = None) -> Any:
+    from aicommon.httpclient import request
+
+    try:
+        resp = request("POST" if body is not None else "GET", base_url + path, json_body=body,
+                       headers=headers, timeout=(3.05, 15.0), what=f"{host}:{port}")
+    except AiError as err:
+        raise _transport_diagnosis(host, port, err) from None
+    if resp.status == 401:
+        raise AiError(f"{host}:{port} requires a device token and "
+                      + ("none was given" if "Authorization" not in headers
+                         or headers["Authorization"].endswith(" ollama")
+                         else "rejected the one given"),
+                      "on the server: `ai-server tokens add <this device>`; then "
+                      "`ai-client setup --token <token>`", code="probe.token",
+                      exit_code=ExitCode.UNAVAILABLE)
+    if resp.status == 403:
+        raise AiError(f"{host}:{port} refused {path} (HTTP 403)",
+                      "this is not an ai-server gateway, or its allowlist differs",
+                      code="probe.forbidden", exit_code=ExitCode.UNAVAILABLE)
+    if resp.status != 200:
+        raise AiError(f"{host}:{port} answered {path} with HTTP {resp.status}",
+                      "check `ai-server status` on the server", code="probe.status",
+                      exit_code=ExitCode.UNAVAILABLE)
+    try:
+        return resp.json()
+    except AiError:
+        raise AiError(f"{host}:{port} is not an Ollama gateway ({path} did not return JSON)",
+                      "check the server name and port", code="probe.not_ollama",
+                      exit_code=ExitCode.UNAVAILABLE) from None
+
+
+def probe(host: str, port: int, token: str, with_details: bool = True) -> Probe:
+    hostpart = f"[{host}]" if ":" in host else host
+    base = f"http://{hostpart}:{port}"
+    headers = {"Authorization": f"Bearer {token or 'ollama'}"}
+    version_doc = _get(base, "/api/version", headers, host, port)
+    if not isinstance(version_doc, dict) or not isinstance(version_doc.get("version"), str):
+        raise AiError(f"{host}:{port} is not an Ollama gateway (no version in /api/version)",
+                      "check the server name and port", code="probe.not_ollama",
+                      exit_code=ExitCode.UNAVAILABLE)
+    models_doc = _get(base, "/v1/models", headers, host, port)
+    models = [str(m.get("id")) for m in (models_doc.get("data") or []) if isinstance(m, dict)]
+    result = Probe(base, version_doc["version"], models)
+    if with_details:
+        for name in models:
+            show = _get(base, "/api/show", headers, host, port, body={"model": name})
+            result.capabilities[name] = [str(c) for c in show.get("capabilities") or []]
+            info = show.get("model_info") or {}
+            arch = info.get("general.architecture")
+            ctx = info.get(f"{arch}.context_length") if arch else None
+            if isinstance(ctx, int):
+                result.trained_context[name] = ctx
+        ps = _get(base, "/api/ps", headers, host, port)
+        for m in ps.get("models") or []:
+            if isinstance(m, dict) and isinstance(m.get("context_length"), int):
+                result.loaded_context[str(m.get("name"))] = m["context_length"]
+    return result
+
+
+SERVER_DEFAULT_CONTEXT = 65536  # ai-server install's default OLLAMA_CONTEXT_LENGTH
+
+
+def tools_models(p: Probe) -> list[str]:
+    return [m for m in p.models if "tools" in p.capabilities.get(m, [])]
+
+
+def context_for(p: Probe, model: str) -> tuple[int, str]:
+    """The context length clients will get, and how it was found."""
+    if model in p.loaded_context:
+        return p.loaded_context[model], "loaded on the server"
+    trained = p.trained_context.get(model)
+    if trained:
+        return min(trained, SERVER_DEFAULT_CONTEXT), "ai-server's default, capped by the model"
+    return SERVER_DEFAULT_CONTEXT, "ai-server's default"

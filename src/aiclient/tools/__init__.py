@@ -1,0 +1,1 @@
+"""What ai-client writes for each coding tool (Claude Code, Aider)."""
