@@ -31,11 +31,32 @@ Attributes settable at any time (read once per request):
 ``record_requests``     append every request to ``requests`` (default on)
 ``log``                 ``None`` or a callable receiving one access-log line per request
 ``fixed_ids``           constant ids and timestamps in answers (byte-for-byte comparisons)
+``tool_calls``          answer with a tool call when ``tools`` are given and the last message is
+                        a user message naming one of them (default on; see "Tool calls" below)
+
+Contract-breaking switches (default off), for testing clients' conformance checks:
+
+``break_event_order``   Anthropic streams out of order: ``True``/``"delta-first"`` sends the
+                        first ``content_block_delta`` before its ``content_block_start``;
+                        ``"stop-first"`` sends ``message_stop`` before ``message_delta``
+``omit_done``           OpenAI streams (``/v1/chat/completions``, ``/v1/completions``) end
+                        without ``data: [DONE]``
+``tools_error_500``     requests carrying ``tools`` answer HTTP 500 in the route's dialect
 
 Test-only request headers (Ollama ignores them; they override the attributes per request):
 
 ``x-sim-first-byte-delay: S``  ``x-sim-chunk-gap: S``  ``x-sim-chunks: N``
 ``x-sim-close-after-chunks: N``
+``x-sim-break-event-order: delta-first|stop-first``  ``x-sim-omit-done: 1``
+``x-sim-tools-error-500: 1``  (``0`` turns a switch off for that request)
+
+Tool calls: when a request to ``/v1/chat/completions`` or ``/v1/messages`` carries ``tools``
+and its last message is a user message (not a tool result) whose text names one of them, the
+answer is a call to the first tool named there (id ``call_`` + 8 hex, arguments built from the
+tool's JSON schema: required properties, strings ``"sim"``), finish_reason ``tool_calls`` /
+stop_reason ``tool_use``.  Otherwise (e.g. after a tool result) the answer is text.
+JSON mode: ``response_format`` ``json_object``/``json_schema`` on ``/v1/chat/completions``
+makes the content a JSON object (``{"text": "..."}``), streamed token by token.
 
 Routing follows gin as Ollama configures it: the percent-DECODED path is routed (``/api/%70ull``
 is ``/api/pull``), ``//x`` and dot segments are not cleaned (404 ``404 page not found``), a known
@@ -254,6 +275,9 @@ class _Faults:
     chunk_gap: float
     chunks: int
     close_after: int | None
+    break_order: str = ""  # "", "delta-first" or "stop-first"
+    omit_done: bool = False
+    tools_error_500: bool = False
 
 
 @dataclass
@@ -452,6 +476,118 @@ def _embedding(text: str, dims: int) -> list[float]:
     return [round(v / norm, 6) for v in vec]
 
 
+def _break_mode(value: bool | str) -> str:
+    """The stream-order defect a ``break_event_order`` value asks for ("" for none)."""
+    if value is True or value in ("1", "true", "yes", "on", "delta-first"):
+        return "delta-first"
+    if value == "stop-first":
+        return "stop-first"
+    return ""
+
+
+def _schema_value(schema: Any) -> Any:
+    """A value that fits a (small) JSON schema, for simulated tool-call arguments."""
+    if not isinstance(schema, dict):
+        return "sim"
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind == "object":
+        return _schema_args(schema)
+    return {"integer": 1, "number": 1, "boolean": True, "array": [],
+            "null": None}.get(str(kind), "sim")
+
+
+def _schema_args(schema: Any) -> dict[str, Any]:
+    """Arguments for a tool: every required property (all properties when none are)."""
+    if not isinstance(schema, dict):
+        return {}
+    props = schema.get("properties")
+    if not isinstance(props, dict):
+        return {}
+    required = schema.get("required")
+    names = [n for n in required if n in props] if isinstance(required, list) else list(props)
+    return {n: _schema_value(props[n]) for n in names}
+
+
+def _message_text(content: Any) -> tuple[str, bool]:
+    """The text of a message's content and whether it carries a tool result."""
+    if isinstance(content, str):
+        return content, False
+    texts: list[str] = []
+    tool_result = False
+    for block in content if isinstance(content, list) else []:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "tool_result":
+            tool_result = True
+        elif isinstance(block.get("text"), str):
+            texts.append(block["text"])
+    return "\n".join(texts), tool_result
+
+
+def _requested_tool(data: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(name, arguments) when the last message is a user message naming one of the tools.
+
+    Tools come in either dialect: OpenAI ``{"type":"function","function":{"name",
+    "parameters"}}`` or Anthropic ``{"name","input_schema"}``.
+    """
+    tools = data.get("tools")
+    messages = data.get("messages")
+    if not isinstance(tools, list) or not isinstance(messages, list) or not messages:
+        return None
+    last = messages[-1]
+    if not isinstance(last, dict) or last.get("role") != "user":
+        return None
+    text, tool_result = _message_text(last.get("content"))
+    if tool_result:
+        return None
+    for tool in tools:
+        if not isinstance(tool, dict):
+            continue
+        function = tool.get("function")
+        spec: dict[str, Any] = function if isinstance(function, dict) else tool
+        name = spec.get("name")
+        if isinstance(name, str) and name and name in text:
+            schema = spec.get("parameters", spec.get("input_schema"))
+            return name, _schema_args(schema)
+    return None
+
+
+def _break_order(events: list[tuple[str, dict[str, Any]]], mode: str) -> None:
+    """Reorder an Anthropic event list in place to break the stream contract on purpose."""
+    names = [name for name, _ in events]
+
+    def swap(first: str, second: str) -> None:
+        if first in names and second in names:
+            i = names.index(first)
+            j = names.index(second, i)
+            events[i], events[j] = events[j], events[i]
+
+    if mode == "delta-first":
+        swap("content_block_start", "content_block_delta")
+    elif mode == "stop-first":
+        swap("message_delta", "message_stop")
+
+
+def _json_mode(data: dict[str, Any]) -> bool:
+    fmt = data.get("response_format")
+    return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
+
+
+def _as_json_tokens(toks: list[str]) -> list[str]:
+    """The same tokens, wrapped so that together they form one JSON object."""
+    if not toks:
+        return toks
+    parts = [json.dumps(t, ensure_ascii=False)[1:-1] for t in toks]
+    parts[0] = '{"text": "' + parts[0]
+    parts[-1] += '"}'
+    return parts
+
+
 def _native_error(status: int, message: str) -> _Full:
     return _Full(status, _j({"error": message}))
 
@@ -553,6 +689,11 @@ class OllamaSimulator:
         self.chunk_gap = 0.0
         self.close_after_chunks: int | None = None
         self.queue_full = False
+        self.tool_calls = True
+        # Contract-breaking switches (see the module docstring).
+        self.break_event_order: bool | str = False
+        self.omit_done = False
+        self.tools_error_500 = False
         # Fixed ids and timestamps in answers, so two answers can be compared byte for byte.
         self.fixed_ids = False
         self.host_check = True
@@ -965,11 +1106,25 @@ class OllamaSimulator:
         if close_raw is not None:
             with contextlib.suppress(ValueError):
                 close_after = max(0, int(close_raw))
+        def switch(name: str, default: bool) -> bool:
+            raw = req.header(name)
+            if raw is None:
+                return default
+            return raw.strip().lower() not in ("", "0", "false", "no", "off")
+
+        order = _break_mode(self.break_event_order)
+        order_raw = req.header("x-sim-break-event-order")
+        if order_raw is not None:
+            value = order_raw.strip().lower()
+            order = _break_mode(value not in ("", "0", "false", "no", "off") and value)
         return _Faults(
             first_byte_delay=number("x-sim-first-byte-delay", self.first_byte_delay),
             chunk_gap=number("x-sim-chunk-gap", self.chunk_gap),
             chunks=min(1_000_000, int(number("x-sim-chunks", float(self.stream_chunks)))),
             close_after=close_after,
+            break_order=order,
+            omit_done=switch("x-sim-omit-done", self.omit_done),
+            tools_error_500=switch("x-sim-tools-error-500", self.tools_error_500),
         )
 
     # -- waiting with disconnect detection ---------------------------------------------------
@@ -1249,8 +1404,8 @@ class OllamaSimulator:
             return err(400, f"json: cannot unmarshal {type(data).__name__} into Go value")
         return cast(dict[str, Any], data)
 
-    def _resolve(self, data: dict[str, Any], err: _ErrorFn, verb: str | None
-                 ) -> tuple[SimModel, str] | _Full:
+    def _resolve(self, data: dict[str, Any], err: _ErrorFn, verb: str | None,
+                 faults: _Faults | None = None) -> tuple[SimModel, str] | _Full:
         """Model lookup and capability checks, then the queue (order as in Ollama)."""
         name = data.get("model")
         if not isinstance(name, str) or not name:
@@ -1262,6 +1417,8 @@ class OllamaSimulator:
             return err(400, f'"{name}" does not support {verb}')
         if data.get("tools") and "tools" not in model.capabilities:
             return err(400, f"{_registry_name(model.name)} does not support tools")
+        if data.get("tools") and faults is not None and faults.tools_error_500:
+            return err(500, "simulated failure: this server breaks on requests with tools")
         if self.queue_full:
             return err(503, SERVER_BUSY)
         return model, name
@@ -1380,7 +1537,7 @@ class OllamaSimulator:
 
     # -- native inference -----------------------------------------------------------------------
 
-    def _native_common(self, req: _Request, verb: str | None
+    def _native_common(self, req: _Request, verb: str | None, f: _Faults | None = None
                        ) -> tuple[dict[str, Any], SimModel, str, _KeepAlive] | _Full:
         data = self._json_body(req, _native_error)
         if isinstance(data, _Full):
@@ -1389,13 +1546,13 @@ class OllamaSimulator:
             keep_alive = _KeepAlive.parse(data.get("keep_alive"))
         except ValueError as exc:
             return _native_error(400, str(exc))
-        resolved = self._resolve(data, _native_error, verb)
+        resolved = self._resolve(data, _native_error, verb, f)
         if isinstance(resolved, _Full):
             return resolved
         return data, resolved[0], resolved[1], keep_alive
 
     def _h_generate(self, req: _Request, f: _Faults) -> _Response:
-        common = self._native_common(req, "generate")
+        common = self._native_common(req, "generate", f)
         if isinstance(common, _Full):
             return common
         data, model, name, keep_alive = common
@@ -1437,7 +1594,7 @@ class OllamaSimulator:
         return _Stream(gen(), NDJSON_CT)
 
     def _h_chat(self, req: _Request, f: _Faults) -> _Response:
-        common = self._native_common(req, "chat")
+        common = self._native_common(req, "chat", f)
         if isinstance(common, _Full):
             return common
         data, model, name, keep_alive = common
@@ -1489,7 +1646,7 @@ class OllamaSimulator:
         return None
 
     def _h_embed(self, req: _Request, f: _Faults) -> _Response:
-        common = self._native_common(req, None)
+        common = self._native_common(req, None, f)
         if isinstance(common, _Full):
             return common
         data, model, name, keep_alive = common
@@ -1507,7 +1664,7 @@ class OllamaSimulator:
         return _Full(200, _j(out), delay_tokens=0)
 
     def _h_embeddings(self, req: _Request, f: _Faults) -> _Response:
-        common = self._native_common(req, None)
+        common = self._native_common(req, None, f)
         if isinstance(common, _Full):
             return common
         data, model, _, keep_alive = common
@@ -1533,12 +1690,12 @@ class OllamaSimulator:
         return _Full(200, _j({"id": name, "object": "model", "created": _MODIFIED_TS,
                               "owned_by": "library"}))
 
-    def _oai_common(self, req: _Request, verb: str | None
+    def _oai_common(self, req: _Request, verb: str | None, f: _Faults | None = None
                     ) -> tuple[dict[str, Any], SimModel, str] | _Full:
         data = self._json_body(req, _openai_error)
         if isinstance(data, _Full):
             return data
-        resolved = self._resolve(data, _openai_error, verb)
+        resolved = self._resolve(data, _openai_error, verb, f)
         if isinstance(resolved, _Full):
             return resolved
         self._use_model(resolved[0], _KeepAlive(False, None), None)
@@ -1550,25 +1707,35 @@ class OllamaSimulator:
         return isinstance(opts, dict) and opts.get("include_usage") is True
 
     def _h_oai_chat(self, req: _Request, f: _Faults) -> _Response:
-        common = self._oai_common(req, "chat")
+        common = self._oai_common(req, "chat", f)
         if isinstance(common, _Full):
             return common
         data, _, name = common
         limit = data.get("max_completion_tokens", data.get("max_tokens"))
         toks, cut = _plan(f.chunks, limit)
+        if _json_mode(data):
+            toks = _as_json_tokens(toks)
         finish = "length" if cut else "stop"
+        tool = _requested_tool(data) if self.tool_calls else None
+        calls: list[dict[str, Any]] = []
+        if tool is not None:
+            arguments = _j(tool[1]).decode()
+            calls = [{"id": f"call_{self._hex(4)}", "index": 0, "type": "function",
+                      "function": {"name": tool[0], "arguments": arguments}}]
+            toks, finish = [""] * _estimate_tokens(arguments), "tool_calls"
         prompt_tokens = _estimate_tokens(data.get("messages"))
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(toks),
                  "total_tokens": prompt_tokens + len(toks)}
         cid = f"chatcmpl-{self._small_id()}"
         created = self._unix()
         if not data.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(toks)}
+            if calls:
+                message["tool_calls"] = calls
             return _Full(200, _j({
                 "id": cid, "object": "chat.completion", "created": created, "model": name,
                 "system_fingerprint": "fp_ollama",
-                "choices": [{"index": 0, "message": {"role": "assistant",
-                                                     "content": "".join(toks)},
-                             "finish_reason": finish}],
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                 "usage": usage,
             }), delay_tokens=len(toks))
         include_usage = self._include_usage(data)
@@ -1581,18 +1748,24 @@ class OllamaSimulator:
             return _sse(obj)
 
         def gen() -> Iterator[bytes]:
-            for tok in toks:
-                yield chunk([{"index": 0, "delta": {"role": "assistant", "content": tok},
+            if calls:
+                yield chunk([{"index": 0, "delta": {"role": "assistant", "content": "",
+                                                    "tool_calls": calls},
                               "finish_reason": None}])
+            else:
+                for tok in toks:
+                    yield chunk([{"index": 0, "delta": {"role": "assistant", "content": tok},
+                                  "finish_reason": None}])
             yield chunk([{"index": 0, "delta": {}, "finish_reason": finish}])
             if include_usage:
                 yield chunk([], usage=usage)
-            yield b"data: [DONE]\n\n"
+            if not f.omit_done:
+                yield b"data: [DONE]\n\n"
 
         return _Stream(gen(), SSE_CT, headers=[("Cache-Control", "no-cache")])
 
     def _h_oai_completions(self, req: _Request, f: _Faults) -> _Response:
-        common = self._oai_common(req, "generate")
+        common = self._oai_common(req, "generate", f)
         if isinstance(common, _Full):
             return common
         data, _, name = common
@@ -1628,12 +1801,13 @@ class OllamaSimulator:
                 yield obj([{"text": "", "index": 0, "finish_reason": finish}])
             if include_usage:
                 yield obj([], usage=usage)
-            yield b"data: [DONE]\n\n"
+            if not f.omit_done:
+                yield b"data: [DONE]\n\n"
 
         return _Stream(gen(), SSE_CT, headers=[("Cache-Control", "no-cache")])
 
     def _h_oai_embeddings(self, req: _Request, f: _Faults) -> _Response:
-        common = self._oai_common(req, None)
+        common = self._oai_common(req, None, f)
         if isinstance(common, _Full):
             return common
         data, model, name = common
@@ -1655,7 +1829,7 @@ class OllamaSimulator:
         return _Full(200, _j({"text": SIM_TEXT}), delay_tokens=0)
 
     def _h_oai_responses(self, req: _Request, f: _Faults) -> _Response:
-        common = self._oai_common(req, "chat")
+        common = self._oai_common(req, "chat", f)
         if isinstance(common, _Full):
             return common
         data, _, name = common
@@ -1749,7 +1923,7 @@ class OllamaSimulator:
                         and block["source"].get("type") == "url"):
                     return err(400, "image URLs are not currently supported, please use base64 "
                                     "encoded image data")
-        resolved = self._resolve(data, err, "chat")
+        resolved = self._resolve(data, err, "chat", f)
         if isinstance(resolved, _Full):
             return resolved
         model, name = resolved
@@ -1758,33 +1932,50 @@ class OllamaSimulator:
         stop_reason = "max_tokens" if cut else "end_turn"
         input_tokens = _estimate_tokens([data.get("system"), messages])
         mid = f"msg_{self._hex(12)}"
+        tool = _requested_tool(data) if self.tool_calls else None
+        answer: dict[str, Any] = {"type": "text", "text": "".join(toks)}
+        output_tokens = len(toks)
+        if tool is not None:
+            answer = {"type": "tool_use", "id": f"call_{self._hex(4)}", "name": tool[0],
+                      "input": tool[1]}
+            stop_reason = "tool_use"
+            output_tokens = _estimate_tokens(_j(tool[1]).decode())
         if not data.get("stream"):
             return _Full(200, _j({
                 "id": mid, "type": "message", "role": "assistant", "model": name,
-                "content": [{"type": "text", "text": "".join(toks)}],
+                "content": [answer],
                 "stop_reason": stop_reason, "stop_sequence": None,
-                "usage": {"input_tokens": input_tokens, "output_tokens": len(toks)},
-            }), delay_tokens=len(toks))
+                "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+            }), delay_tokens=output_tokens)
 
-        def gen() -> Iterator[bytes]:
-            yield _event("message_start", {"type": "message_start", "message": {
+        events: list[tuple[str, dict[str, Any]]] = [("message_start", {
+            "type": "message_start", "message": {
                 "id": mid, "type": "message", "role": "assistant", "model": name,
                 "content": [], "stop_reason": None, "stop_sequence": None,
-                "usage": {"input_tokens": input_tokens, "output_tokens": 0}}})
-            yield _event("content_block_start", {"type": "content_block_start", "index": 0,
-                                                 "content_block": {"type": "text", "text": ""}})
-            for tok in toks:
-                yield _event("content_block_delta", {
-                    "type": "content_block_delta", "index": 0,
-                    "delta": {"type": "text_delta", "text": tok}})
-            yield _event("content_block_stop", {"type": "content_block_stop", "index": 0})
-            yield _event("message_delta", {
-                "type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                "usage": {"input_tokens": input_tokens, "output_tokens": len(toks)}})
-            yield _event("message_stop", {"type": "message_stop"})
-
-        return _Stream(gen(), SSE_CT, headers=[("Cache-Control", "no-cache")])
+                "usage": {"input_tokens": input_tokens, "output_tokens": 0}}})]
+        if tool is not None:
+            events.append(("content_block_start", {
+                "type": "content_block_start", "index": 0,
+                "content_block": {**answer, "input": {}}}))
+            events.append(("content_block_delta", {
+                "type": "content_block_delta", "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": _j(tool[1]).decode()}}))
+        else:
+            events.append(("content_block_start", {
+                "type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}}))
+            events += [("content_block_delta", {
+                "type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": tok}}) for tok in toks]
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        events.append(("message_delta", {
+            "type": "message_delta",
+            "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}}))
+        events.append(("message_stop", {"type": "message_stop"}))
+        _break_order(events, f.break_order)
+        return _Stream(iter([_event(n, obj) for n, obj in events]), SSE_CT,
+                       headers=[("Cache-Control", "no-cache")])
 
     # -- admin routes (must never be reachable through the proxy) ---------------------------------
 
