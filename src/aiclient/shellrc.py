@@ -15,7 +15,6 @@ Exactness rules (so insert→remove gives the original bytes back):
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import stat
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from aiclient.envfile import fish_quote, sh_quote
 from aicommon.errors import AiError, ExitCode
 from aicommon.fsutil import WriteResult, atomic_write, resolve_target
 
@@ -58,6 +58,8 @@ class RcChange:
         return self.before != self.after
 
     def diff(self) -> str:
+        import difflib  # only dry runs and reports need it
+
         label = str(self.target.path)
         return "".join(difflib.unified_diff(
             (self.before or "").splitlines(keepends=True),
@@ -71,10 +73,7 @@ class RcChange:
 
 def _shell_path(path: Path, home: Path | None, quote: str) -> str:
     """`"$HOME"/'rest'` when under home (dotfiles stay portable), else the quoted path."""
-    if quote == "fish":
-        from aiclient.envfile import fish_quote as q
-    else:
-        from aiclient.envfile import sh_quote as q
+    q = fish_quote if quote == "fish" else sh_quote
     if "\n" in str(path) or "\r" in str(path):
         raise AiError(f"{path!r} contains a line break", code="rc.bad_path")
     if home is not None and path.is_relative_to(home) and path != home:
@@ -183,7 +182,7 @@ def _locate_block(text: str, name: str) -> tuple[_Line, _Line] | None:
 
 
 def line_break_style(text: str) -> str:
-    """"\\r\\n" when most line breaks are CRLF, else "\\n" (also for text with none)."""
+    """CRLF when most line breaks are CRLF, else LF (also for text without any)."""
     crlf = text.count("\r\n")
     return "\r\n" if crlf > text.count("\n") - crlf else "\n"
 
@@ -447,11 +446,15 @@ def apply_rc(target: RcTarget, new_text: str, *, backup: bool = False) -> WriteR
         raise AiError(f"{target.path} is read-only", _manual_hint(target),
                       code="rc.read_only")
     try:
-        return atomic_write(target.path, new_text.encode("utf-8", "surrogateescape"),
-                            backup=backup)
+        result = atomic_write(target.path, new_text.encode("utf-8", "surrogateescape"),
+                              backup=backup)
     except AiError as exc:
         raise AiError(f"cannot write {target.path}: {exc.message}", _manual_hint(target),
                       code="rc.unwritable") from exc
+    if st is not None and result.changed and os.geteuid() == 0:
+        # The rename leaves a root-owned file; under sudo the user would lose their own rc.
+        os.chown(result.path, st.st_uid, st.st_gid)
+    return result
 
 
 def apply_change(change: RcChange, *, backup: bool = False) -> Applied:
