@@ -120,6 +120,7 @@ def run_gateway(ctx: click.Context, wait_seconds: float) -> None:
     listen = gatewayctl.resolve_listen(settings, wait_seconds)
     for note in listen.notes:
         app.out.warn(note)
+    gatewayctl.refresh_pool(settings)
     prepared = gatewayctl.prepare(settings, listen)
     argv = gatewayctl.haproxy_argv(settings, prepared.config)
     app.out.info(f"gateway listening on {', '.join(listen.addresses)} port "
@@ -146,6 +147,68 @@ def reload_gateway(ctx: click.Context, wait_seconds: float, as_json: bool) -> No
     finish(app, data, lambda d: (f"reloaded gateway (master pid {d['master_pid']}, "
                                  f"{'new' if d['changed'] else 'unchanged'} config "
                                  f"{d['generation']})"))
+
+
+@cli.group("pool")
+def pool_group() -> None:
+    """Several Ollama machines behind this gateway ([pool] in the settings)."""
+
+
+@pool_group.command("status")
+@json_option
+@click.pass_context
+def pool_status(ctx: click.Context, as_json: bool) -> None:
+    """Each node: health, models, in-flight requests."""
+    app = begin(ctx, as_json)
+    from aiserver import pool
+    from aiserver.settings import load
+
+    settings = load(app.config)
+    if not settings.pool.nodes:
+        from aicommon.errors import AiError, ExitCode
+
+        raise AiError("no pool is configured", "list nodes under [pool] nodes = [...]",
+                      code="pool.none", exit_code=ExitCode.CONFIG)
+    data = pool.status(settings)
+
+    def human(d: dict[str, Any]) -> str:
+        from aicommon.output import table
+
+        rows = [[n["node"], n["health"], str(n["in_flight"]), str(n["queued"]),
+                 ", ".join(n["models"]) or "-"] for n in d["nodes"]]
+        head = "" if d["gateway_running"] else "gateway not running: health unknown\n"
+        return head + table(rows, ["NODE", "HEALTH", "IN-FLIGHT", "QUEUED", "MODELS"])
+
+    finish(app, data, human)
+
+
+@pool_group.command("refresh")
+@json_option
+@click.pass_context
+def pool_refresh(ctx: click.Context, as_json: bool) -> None:
+    """Ask every node for its models, then reload the gateway so routing follows."""
+    app = begin(ctx, as_json)
+    from aiserver import gatewayctl, pool
+    from aiserver.settings import load
+
+    settings = load(app.config)
+    report = pool.refresh(settings)
+    reloaded = False
+    if gatewayctl.running_master(settings) is not None:
+        gatewayctl.reload(settings, 0)
+        reloaded = True
+    data = {**report, "reloaded": reloaded}
+    def human(d: dict[str, Any]) -> str:
+        lines = []
+        for node, i in d["nodes"].items():
+            line = f"{node}: {len(i['models'])} models"
+            if not i["ok"]:
+                kept = "; kept the last list" if i.get("stale") else ""
+                line += f" (unreachable: {i['error']}{kept})"
+            lines.append(line)
+        return "\n".join(lines) + ("\ngateway reloaded" if d["reloaded"] else "")
+
+    finish(app, data, human)
 
 
 def _checks_text(checks: list[dict[str, str]]) -> str:

@@ -140,7 +140,7 @@ def _usage_human(data: dict[str, Any]) -> str:
 @click.command()
 @click.option("--since", "since", default="24h", show_default=True, callback=_since,
               metavar="DURATION", help="Window ending now: 30m, 24h, 7d, 2w, or 'all'.")
-@click.option("--by", "by", type=click.Choice(["device", "path", "status", "client"]),
+@click.option("--by", "by", type=click.Choice(["device", "path", "status", "client", "node"]),
               default="device", show_default=True, help="How to group the requests.")
 @_FILE
 @json_option

@@ -13,6 +13,7 @@ import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aicommon import __version__, resources
 from aicommon.errors import AiError, ExitCode
@@ -38,6 +39,7 @@ LOG_FIELDS = (
     ("ttfb_ms", "%Tr"),
     ("total_ms", "%Ta"),
     ("termination", '"%tsc"'),
+    ("node", '"%s"'),
     ("session", '"%[var(txn.session)]"'),
     ("agent", '"%[var(txn.agent)]"'),
 )
@@ -158,8 +160,28 @@ def parse_token_map(text: str, source: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def single_backend(settings: Settings) -> str:
+    g, lim = settings.gateway, settings.limits
+    return "\n".join([
+        "backend ollama",
+        "    # A client that hangs up frees its queue slot and makes Ollama stop generating.",
+        "    option abortonclose",
+        "    option httpchk GET /api/version",
+        "    http-check expect status 200",
+        "    # Ollama on loopback answers 403 to any other Host (e.g. a MagicDNS name).",
+        f"    http-request set-header Host {g.upstream}",
+        f"    server ollama {g.upstream} {CHECK} maxconn {lim.upstream_concurrency} "
+        f"maxqueue {lim.queue_size}",
+        ""])
+
+
+CHECK = "check inter 2s fastinter 500ms downinter 1s rise 1 fall 2"
+
+
 def render(settings: Settings, listen: list[str], target_dir: Path, *,
-           token_map: str | None = None, stats_socket: Path | None = None) -> Rendered:
+           token_map: str | None = None, stats_socket: Path | None = None,
+           pool_models: dict[str, list[dict[str, Any]]] | None = None,
+           pool_tokens: dict[str, str] | None = None) -> Rendered:
     """Everything HAProxy needs, as files relative to target_dir (which the config names)."""
     g, lim, t = settings.gateway, settings.limits, settings.timeouts
     if not listen:
@@ -185,6 +207,15 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
                                   0o600))
         auth = auth_block(target_dir / "tokens.map") + "\n"
     acls, allow = allowlist_block(entries_for(g.profiles))
+    if settings.pool.nodes:
+        from aiserver.pool import render_pool
+
+        pooled = render_pool(settings, target_dir, socket_path.parent, pool_models or {},
+                             pool_tokens or {})
+        backends, routing = pooled.backends, pooled.routing
+        files += [RenderedFile(rel, text, 0o644) for rel, text in pooled.files]
+    else:
+        backends, routing = single_backend(settings), "    default_backend ollama"
     values = {
         "version": __version__,
         "settings_source": settings.source,
@@ -224,16 +255,16 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
                                      "bytes"),
         "max_body_bytes": str(lim.max_body_bytes),
         "max_body_digits": str(len(str(lim.max_body_bytes))),
-        "upstream": g.upstream,
-        "upstream_concurrency": str(lim.upstream_concurrency),
-        "queue_size": str(lim.queue_size),
+        "backends": backends,
+        "routing": routing,
         "metrics_port": str(g.metrics_port),
     }
     for key in ("body_429_conn", "body_429_rate", "body_403_path", "body_403_route",
                 "body_411", "body_413"):
         assert "'" not in values[key], key  # the bodies sit inside single quotes
     config = string.Template(resources.read_text("haproxy/haproxy.cfg.tmpl")).substitute(values)
-    files.insert(0, RenderedFile("haproxy.cfg", config))
+    # 0600: with a pool, the config carries the remote gateways' tokens
+    files.insert(0, RenderedFile("haproxy.cfg", config, 0o600))
     return Rendered(tuple(files), tuple(listen))
 
 

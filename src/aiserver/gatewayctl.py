@@ -104,9 +104,26 @@ def token_map_text(settings: Settings) -> str | None:
     return text
 
 
-def render_for(settings: Settings, listen: Listen, target: Path) -> gateway.Rendered:
+def render_for(settings: Settings, listen: Listen, target: Path,
+               socket_path: Path | None = None) -> gateway.Rendered:
+    pool_models = pool_tokens = None
+    if settings.pool.nodes:
+        from aiserver import pool
+
+        pool_models, pool_tokens = pool.stored_models(settings), pool.read_tokens(settings)
     return gateway.render(settings, list(listen.addresses), target,
-                          token_map=token_map_text(settings), stats_socket=stats_socket(settings))
+                          token_map=token_map_text(settings),
+                          stats_socket=socket_path or stats_socket(settings),
+                          pool_models=pool_models, pool_tokens=pool_tokens)
+
+
+def refresh_pool(settings: Settings) -> dict[str, object] | None:
+    """With a pool: ask every node for its models now (run and reload do this first)."""
+    if not settings.pool.nodes:
+        return None
+    from aiserver import pool
+
+    return pool.refresh(settings)
 
 
 def write_files(rendered: gateway.Rendered, target: Path) -> list[Path]:
@@ -136,9 +153,7 @@ def validate_settings(settings: Settings, listen: Listen) -> str:
     """Render into a temp dir and validate there (nothing in the state dir changes)."""
     with tempfile.TemporaryDirectory(prefix="ai-server-validate-") as tmp:
         target = Path(tmp)
-        rendered = gateway.render(settings, list(listen.addresses), target,
-                                  token_map=token_map_text(settings),
-                                  stats_socket=target / "admin.sock")
+        rendered = render_for(settings, listen, target, target / "admin.sock")
         write_files(rendered, target)
         return validate_config(target / "haproxy.cfg")
 
@@ -243,6 +258,7 @@ def reload(settings: Settings, wait_seconds: float) -> dict[str, object]:
                       f"{pid_file(settings)})", "start it with `ai-server run` (or its service)",
                       code="gateway.not_running", exit_code=ExitCode.UNAVAILABLE)
     listen = resolve_listen(settings, wait_seconds)
+    refresh_pool(settings)
     prepared = prepare(settings, listen)
     os.kill(pid, signal.SIGUSR2)
     return {"master_pid": pid, "config": str(prepared.config),

@@ -72,11 +72,21 @@ class Ollama:
 
 
 @dataclass(frozen=True)
+class Pool:
+    """Several Ollama nodes behind one gateway (empty: gateway.upstream alone)."""
+
+    nodes: tuple[str, ...] = ()  # "127.0.0.1:11434", "studio-2.tail1234.ts.net:11434", …
+    affinity: str = "session"  # "session" (x-claude-code-session-id) | "none"
+    tokens_file: str = ""  # "<node> <token>" lines for remote gateways; mode 600
+
+
+@dataclass(frozen=True)
 class Settings:
     gateway: Gateway = field(default_factory=Gateway)
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
     ollama: Ollama = field(default_factory=Ollama)
+    pool: Pool = field(default_factory=Pool)
     source: str = "defaults"
 
     def as_dict(self) -> dict[str, Any]:
@@ -86,7 +96,7 @@ class Settings:
 
 
 SECTIONS: dict[str, type[Any]] = {"gateway": Gateway, "limits": Limits, "timeouts": Timeouts,
-                                   "ollama": Ollama}
+                                   "ollama": Ollama, "pool": Pool}
 
 
 def to_toml(s: Settings) -> str:
@@ -115,11 +125,11 @@ def _bad(message: str, hint: str) -> AiError:
     return AiError(message, hint, code="config.invalid", exit_code=ExitCode.CONFIG)
 
 
-def split_hostport(value: str) -> tuple[str, int]:
+def split_hostport(value: str, what: str = "upstream") -> tuple[str, int]:
     """'127.0.0.1:11434' / '[::1]:11434' → (host, port)."""
     m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]+):(\d+)", value)
     if not m:
-        raise _bad(f"upstream {value!r} is not host:port",
+        raise _bad(f"{what} {value!r} is not host:port",
                    "write it like \"127.0.0.1:11434\" or \"[::1]:11434\"")
     host = m.group(1) or m.group(3)
     port = int(m.group(2) or m.group(4))
@@ -173,6 +183,35 @@ def _typed(section: str, cls: type[Any], raw: Any) -> Any:
     return cls(**values)
 
 
+def check_node(node: str) -> tuple[str, int]:
+    """A pool node: loopback or Tailscale address, or a MagicDNS name, with a port."""
+    host, port = split_hostport(node, "pool node")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        if not (ip.is_loopback or is_tailscale_ip(host)):
+            raise _bad(f"pool node {node} is neither loopback nor a Tailscale address",
+                       "pool nodes are this machine's Ollama (127.0.0.1:11434) or other "
+                       "machines' gateways on the tailnet")
+    elif not re.fullmatch(r"([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+ts\.net", host.lower()):
+        raise _bad(f"pool node {node} is not a MagicDNS name (…ts.net)",
+                   "use the other machine's MagicDNS name or its 100.x address")
+    if not 1 <= port <= 65535:
+        raise _bad(f"pool node {node}: port out of range", "use 1-65535")
+    return host, port
+
+
+def check_pool(p: Pool) -> None:
+    if p.affinity not in ("session", "none"):
+        raise _bad(f"pool.affinity {p.affinity!r} is unknown", "use \"session\" or \"none\"")
+    if len(set(p.nodes)) != len(p.nodes):
+        raise _bad("pool.nodes lists a node twice", "list each node once")
+    for node in p.nodes:
+        check_node(node)
+
+
 def validate(s: Settings) -> Settings:
     g, lim, t = s.gateway, s.limits, s.timeouts
     if not g.listen:
@@ -203,6 +242,7 @@ def validate(s: Settings) -> Settings:
                 "max_connections", "upstream_concurrency", "queue_size"):
         if getattr(lim, key) < 1:
             raise _bad(f"limits.{key} must be at least 1", f"fix limits.{key}")
+    check_pool(s.pool)
     o = s.ollama
     if o.context_length < 2048:
         raise _bad(f"ollama.context_length {o.context_length} is too small",
@@ -241,6 +281,7 @@ def parse(text: str, source: str = "<string>") -> Settings:
         limits=_typed("limits", Limits, raw.get("limits", {})),
         timeouts=_typed("timeouts", Timeouts, raw.get("timeouts", {})),
         ollama=_typed("ollama", Ollama, raw.get("ollama", {})),
+        pool=_typed("pool", Pool, raw.get("pool", {})),
         source=source,
     )
     return validate(s)

@@ -24,7 +24,7 @@ from aicommon.errors import AiError, ExitCode
 from aicommon.paths import server_paths
 from aiserver.settings import Settings
 
-GROUP_BY = ("device", "path", "status", "client")
+GROUP_BY = ("device", "path", "status", "client", "node")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _SINCE = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _SINCE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -56,10 +56,11 @@ class Entry:
     termination: str
     session: str
     agent: str
+    node: str = "-"  # the server that answered ("ollama", or a pool node); "-" if none
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"time": self.time.strftime(TIME_FORMAT)}
-        data.update({k: getattr(self, k) for k in (*_STR_FIELDS, *_INT_FIELDS)})
+        data.update({k: getattr(self, k) for k in (*_STR_FIELDS, "node", *_INT_FIELDS)})
         return data
 
 
@@ -71,7 +72,7 @@ def parse_line(line: str) -> Entry | None:
     try:
         doc = json.loads(text)
         when = datetime.strptime(doc["time"], TIME_FORMAT).replace(tzinfo=UTC)
-        strs = {k: doc.get(k, "-") for k in _STR_FIELDS}
+        strs = {k: doc.get(k, "-") for k in (*_STR_FIELDS, "node")}
         ints = {k: doc[k] for k in _INT_FIELDS}
     except (ValueError, KeyError, TypeError):
         return None
@@ -187,6 +188,8 @@ def group_key(entry: Entry, by: str, names: dict[str, str]) -> str:
         return str(entry.status)
     if by == "client":
         return _ip_key(entry.client)
+    if by == "node":
+        return entry.node
     raise ValueError(f"unknown grouping {by!r}")
 
 

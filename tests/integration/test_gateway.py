@@ -230,10 +230,10 @@ def test_access_log_lines_are_json_with_every_field(gateway: GatewayProcess) -> 
     ok = wait_log(gateway, lambda e: e["path"] == "/v1/messages")
     assert set(ok) == {"time", "client", "device", "method", "path", "status", "bytes_in",
                        "bytes_out", "queue_ms", "ttfb_ms", "total_ms", "termination",
-                       "session", "agent"}
+                       "session", "agent", "node"}
     assert ok["client"] == "127.0.0.1" and ok["method"] == "POST" and ok["status"] == 200
     assert ok["session"] == 'sess "quoted" \\'
-    assert ok["device"] == "-"
+    assert ok["device"] == "-" and ok["node"] == "ollama"
     assert ok["bytes_in"] > 100 and ok["bytes_out"] > 100
     assert ok["ttfb_ms"] >= 0 and ok["total_ms"] >= ok["ttfb_ms"]
     assert len(ok["termination"]) == 4

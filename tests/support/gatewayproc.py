@@ -96,7 +96,8 @@ class GatewayProcess:
 def start_gateway(workdir: Path, upstream_port: int, *, gateway: dict[str, Any] | None = None,
                   limits: dict[str, Any] | None = None, timeouts: dict[str, Any] | None = None,
                   env: dict[str, str] | None = None, host: str = "127.0.0.1",
-                  listen: list[str] | None = None, wait: bool = True) -> GatewayProcess:
+                  listen: list[str] | None = None, wait: bool = True,
+                  pool: dict[str, Any] | None = None) -> GatewayProcess:
     port = free_port(host)
     metrics_port = free_port()
     sock_dir = tempfile.mkdtemp(prefix="aigw-", dir="/tmp")  # Unix socket paths must be short
@@ -105,8 +106,11 @@ def start_gateway(workdir: Path, upstream_port: int, *, gateway: dict[str, Any] 
                          "stats_socket": f"{sock_dir}/admin.sock"}
     g.update(gateway or {})
     config = workdir / "server.toml"
-    config.write_text(settings_toml({"gateway": g, "limits": limits or {},
-                                     "timeouts": timeouts or {}}))
+    sections: dict[str, dict[str, Any]] = {"gateway": g, "limits": limits or {},
+                                           "timeouts": timeouts or {}}
+    if pool:
+        sections["pool"] = pool
+    config.write_text(settings_toml(sections))
     run_env = dict(os.environ if env is None else env)
     run_env.setdefault("AI_SERVER_HOME", str(workdir / "ai-server-home"))
     run_env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + run_env.get("PYTHONPATH", "")

@@ -441,6 +441,6 @@ def test_logs_command_json(log_file: Path, fake_tailscale: Path,
     assert len(data["entries"]) == 25
     bob = next(e for e in data["entries"] if e["client"] == BOB and e["device"] == "-")
     assert bob["name"] == "bob-mbp" and bob["path"] == "/v1/chat/completions"
-    assert set(bob) == {"time", "client", "device", "method", "path", "status", "bytes_in",
+    assert set(bob) == {"time", "client", "device", "node", "method", "path", "status", "bytes_in",
                         "bytes_out", "queue_ms", "ttfb_ms", "total_ms", "termination",
                         "session", "agent", "name"}

@@ -1,0 +1,344 @@
+"""Several Ollama nodes behind one gateway: health, model-aware routing, session affinity.
+
+HAProxy does the balancing. Every node has a health-anchor backend (`node_<i>`, checked on
+GET /api/version); routing groups (`pool_<i>_<j>…`: the nodes that have a model) track those
+checks. The model of a request is read from the first 16 KB of its body (clients put
+`"model"` first) or from the `/v1/models/{model}` path and looked up in `models.map`, built
+from each node's `/api/tags` by `ai-server pool refresh` (also on run and reload). Remote nodes
+are other machines' ai-server gateways, reached through a local relay that adds their token.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import socket
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aicommon.errors import AiError, ExitCode
+from aicommon.fsutil import atomic_write
+from aiserver.gateway import CHECK
+from aiserver.settings import Settings, split_hostport
+
+BODY_PEEK = "16k"  # how much of a POST body HAProxy waits for to find "model"
+SESSION_HEADER = "x-claude-code-session-id"
+MODEL_FROM_BODY = (r"""'req.body,regsub("^.*?\"model\"[[:space:]]*:[[:space:]]*\"([^\"]+)\".*$","""
+                   r""""\1")'""")
+HAS_MODEL = "'\"model\"[[:space:]]*:[[:space:]]*\"'"
+
+
+@dataclass(frozen=True)
+class PoolRender:
+    backends: str
+    routing: str
+    files: list[tuple[str, str]]
+
+
+def server_name(node: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.:-]", "_", node)
+
+
+def is_local(node: str) -> bool:
+    host, _ = split_hostport(node, "pool node")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def relay_socket(sock_dir: Path, index: int) -> Path:
+    return sock_dir / f"relay-{index}.sock"
+
+
+def resolved(node: str) -> str:
+    """`ip:port` for a MagicDNS node, resolved now (every run/reload resolves again); a name
+    that does not resolve (machine off the tailnet) stays unusable until the next reload."""
+    host, port = split_hostport(node, "pool node")
+    try:
+        ipaddress.ip_address(host)
+        return node
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return f"{node} init-addr none"
+    ip = str(infos[0][4][0])
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def relayed(node: str, tokens: dict[str, str]) -> bool:
+    """Remote nodes, and any node that needs a token, are reached through a local relay."""
+    return not is_local(node) or node in tokens
+
+
+def _address(node: str, index: int, sock_dir: Path, tokens: dict[str, str]) -> str:
+    return f"unix@{relay_socket(sock_dir, index)}" if relayed(node, tokens) else node
+
+
+def _json_error(status_kind: str, shape: str) -> str:
+    """A 404 for an unknown model in the caller's API shape (model name via log-format)."""
+    model = "%[var(txn.model),json(utf8s)]"
+    msg = f"model {model} not found on any node of the pool"  # no ' inside a '…' word
+    if shape == "anthropic":
+        return json.dumps({"type": "error", "error": {"type": status_kind, "message": msg}},
+                          separators=(",", ":"))
+    if shape == "openai":
+        return json.dumps({"error": {"message": msg, "type": status_kind, "param": None,
+                                     "code": None}}, separators=(",", ":"))
+    return json.dumps({"error": msg}, separators=(",", ":"))
+
+
+def model_names(entries: list[dict[str, Any]]) -> list[str]:
+    return [str(e.get("name") or e.get("model")) for e in entries
+            if isinstance(e, dict) and (e.get("name") or e.get("model"))]
+
+
+def render_pool(settings: Settings, target_dir: Path, sock_dir: Path,
+                models: dict[str, list[dict[str, Any]]], tokens: dict[str, str]) -> PoolRender:
+    nodes = list(settings.pool.nodes)
+    lim = settings.limits
+    affinity = settings.pool.affinity == "session"
+    out: list[str] = []
+    # relays for remote gateways: add their token, keep the Host they expect
+    for i, node in enumerate(nodes):
+        if not relayed(node, tokens):
+            continue
+        lines = [f"listen pool_relay_{i}",
+                 f"    bind unix@{relay_socket(sock_dir, i)} mode 600",
+                 "    no log",
+                 "    option abortonclose",
+                 f"    http-request set-header Host {node}"]
+        token = tokens.get(node)
+        if token:
+            lines.append(f'    http-request set-header Authorization "Bearer {token}"')
+        lines.append(f"    server {server_name(node)} {resolved(node)}")
+        out += [*lines, ""]
+    for i, node in enumerate(nodes):
+        address = _address(node, i, sock_dir, tokens)
+        out += [f"backend node_{i}",
+                "    option httpchk GET /api/version",
+                "    http-check expect status 200",
+                f"    server {server_name(node)} {address} {CHECK}", ""]
+    # routing groups: all nodes, plus the node set of each model
+    holders: dict[str, list[int]] = {}
+    for i, node in enumerate(nodes):
+        for name in model_names(models.get(node, [])):
+            holders.setdefault(name, []).append(i)
+    groups = {tuple(range(len(nodes)))} | {tuple(v) for v in holders.values()}
+
+    def group_name(members: tuple[int, ...]) -> str:
+        return "pool_all" if members == tuple(range(len(nodes))) else \
+            "pool_" + "_".join(map(str, members))
+
+    for members in sorted(groups, key=lambda m: (len(m), m), reverse=True):
+        for sticky in ((False, True) if affinity else (False,)):
+            name = group_name(members) + ("_s" if sticky else "")
+            out += [f"backend {name}", "    option abortonclose",
+                    "    # a node that refuses the connection: retry on another one",
+                    "    option redispatch 1", "    retries 2",
+                    f"    balance hdr({SESSION_HEADER})" if sticky else "    balance leastconn"]
+            if sticky:
+                out.append("    hash-type consistent")
+            out.append("    http-request set-header Host localhost")
+            for i in members:
+                address = _address(nodes[i], i, sock_dir, tokens)
+                out.append(f"    server {server_name(nodes[i])} {address}"
+                           f" track node_{i}/{server_name(nodes[i])} "
+                           f"maxconn {lim.upstream_concurrency} maxqueue {lim.queue_size}")
+            out.append("")
+    map_path = target_dir / "models.map"
+    v1_path, tags_path = target_dir / "union-v1-models.json", target_dir / "union-api-tags.json"
+    down = json.dumps({"type": "error", "error": {
+        "type": "overloaded_error", "code": "pool_down", "source": "ai-server gateway",
+        "message": "no Ollama node of the pool is up (every health check fails)"}},
+        separators=(",", ":"))
+    routing = [
+        "    # The pool: route by the request's model, keep a session on one node.",
+        "    acl pool_session req.hdr(" + SESSION_HEADER + ") -m found",
+        f"    http-request wait-for-body time 2s at-least {BODY_PEEK} if METH_POST",
+        f"    http-request set-var(txn.model) {MODEL_FROM_BODY} if METH_POST "
+        f"{{ req.body -m reg {HAS_MODEL} }}",
+        "    http-request set-var(txn.model) path,field(4,/) "
+        "if METH_GET { path_beg /v1/models/ }",
+        f"    http-request set-var(txn.group) var(txn.model),map_str({map_path}) "
+        "if { var(txn.model) -m found }",
+        "    acl pool_model var(txn.model) -m found",
+        "    acl pool_known var(txn.group) -m found",
+        "    http-request return status 404 content-type application/json lf-string "
+        f"'{_json_error('not_found_error', 'anthropic')}' if pool_model !pool_known "
+        "{ path /v1/messages }",
+        "    http-request return status 404 content-type application/json lf-string "
+        f"'{_json_error('not_found_error', 'openai')}' if pool_model !pool_known "
+        "{ path_beg /v1/ }",
+        "    http-request return status 404 content-type application/json lf-string "
+        f"'{_json_error('not_found_error', 'native')}' if pool_model !pool_known",
+        "    http-request return status 503 content-type application/json hdr Retry-After 10 "
+        f"string '{down}' if {{ nbsrv(pool_all) eq 0 }}",
+        "    http-request return status 200 content-type application/json "
+        f"file {v1_path} if METH_GET {{ path /v1/models }}",
+        "    http-request return status 200 content-type application/json "
+        f"file {tags_path} if {{ path /api/tags }}",
+    ]
+    if affinity:
+        routing.append("    use_backend %[var(txn.group)]_s if pool_known pool_session")
+    routing.append("    use_backend %[var(txn.group)] if pool_known")
+    if affinity:
+        routing.append("    use_backend pool_all_s if pool_session")
+    routing.append("    default_backend pool_all")
+    union: dict[str, dict[str, Any]] = {}
+    for node in nodes:
+        for entry in models.get(node, []):
+            if isinstance(entry, dict):
+                union.setdefault(model_names([entry])[0] if model_names([entry]) else "", entry)
+    union.pop("", None)
+    names = sorted(union)
+    v1 = {"object": "list", "data": [
+        {"id": n, "object": "model", "created": _created(union[n]), "owned_by": "library"}
+        for n in names]}
+    files = [
+        ("models.map", "".join(f"{n} {group_name(tuple(holders[n]))}\n" for n in names)),
+        ("union-v1-models.json", json.dumps(v1, separators=(",", ":"))),
+        ("union-api-tags.json", json.dumps({"models": [union[n] for n in names]},
+                                           separators=(",", ":"))),
+    ]
+    return PoolRender("\n".join(out), "\n".join(routing), files)
+
+
+def _created(entry: dict[str, Any]) -> int:
+    from datetime import datetime
+
+    stamp = str(entry.get("modified_at", ""))
+    try:
+        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return 0
+
+
+# -- tokens and the stored model lists ------------------------------------------------------
+
+def tokens_path(settings: Settings) -> Path:
+    from aicommon.paths import server_paths
+
+    if settings.pool.tokens_file:
+        return Path(settings.pool.tokens_file).expanduser()
+    return server_paths().config_dir / "pool-tokens.map"
+
+
+def read_tokens(settings: Settings) -> dict[str, str]:
+    path = tokens_path(settings)
+    try:
+        st = path.stat()
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise AiError(f"the pool token file {path} is readable by other users",
+                      f"chmod 600 {path}", code="pool.tokens_permissions",
+                      exit_code=ExitCode.CONFIG)
+    tokens = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2 or parts[0] not in settings.pool.nodes or not re.fullmatch(
+                r"[A-Za-z0-9._~+/=-]{16,256}", parts[1]):
+            raise AiError(f"{path} line {n} is not '<node from pool.nodes> <token>'",
+                          "one line per remote node: host:port and its device token",
+                          code="pool.tokens_invalid", exit_code=ExitCode.CONFIG)
+        tokens[parts[0]] = parts[1]
+    return tokens
+
+
+def models_path(settings: Settings) -> Path:
+    from aiserver.gatewayctl import gateway_dir
+
+    return gateway_dir(settings) / "pool-models.json"
+
+
+def stored_models(settings: Settings) -> dict[str, list[dict[str, Any]]]:
+    try:
+        doc = json.loads(models_path(settings).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {node: info.get("models", []) for node, info in doc.get("nodes", {}).items()
+            if node in settings.pool.nodes}
+
+
+def refresh(settings: Settings, timeout: float = 3.0) -> dict[str, Any]:
+    """Ask every node for its models; keep the last known list of a node that is down."""
+    from aicommon.httpclient import request
+
+    tokens = read_tokens(settings)
+    old = stored_models(settings)
+    report: dict[str, Any] = {"time": int(time.time()), "nodes": {}}
+    for node in settings.pool.nodes:
+        host, port = split_hostport(node, "pool node")
+        url = f"http://{f'[{host}]' if ':' in host else host}:{port}/api/tags"
+        headers = {"Authorization": f"Bearer {tokens[node]}"} if node in tokens else {}
+        entry: dict[str, Any]
+        try:
+            resp = request("GET", url, headers=headers, timeout=(timeout, timeout),
+                           what=f"pool node {node}")
+            if resp.status != 200:
+                raise AiError(f"HTTP {resp.status}", code="pool.node_status")
+            entry = {"ok": True, "models": resp.json().get("models") or []}
+        except AiError as err:
+            entry = {"ok": False, "error": err.message, "models": old.get(node, []),
+                     "stale": node in old}
+        report["nodes"][node] = entry
+    path = models_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+# -- status from the stats socket --------------------------------------------------------------
+
+def show_stat(sock: Path) -> list[dict[str, str]]:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(3)
+        s.connect(str(sock))
+        s.sendall(b"show stat\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    lines = data.decode().splitlines()
+    if not lines or not lines[0].startswith("# "):
+        return []
+    header = lines[0][2:].split(",")
+    return [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    from aiserver.gatewayctl import stats_socket
+
+    models = stored_models(settings)
+    try:
+        rows = show_stat(stats_socket(settings))
+        live = True
+    except OSError:
+        rows, live = [], False
+    nodes = []
+    for i, node in enumerate(settings.pool.nodes):
+        name = server_name(node)
+        anchor = next((r for r in rows if r.get("pxname") == f"node_{i}"
+                       and r.get("svname") == name), {})
+        inflight = sum(int(r.get("scur") or 0) for r in rows
+                       if r.get("svname") == name and r.get("pxname", "").startswith("pool_"))
+        queued = sum(int(r.get("qcur") or 0) for r in rows
+                     if r.get("svname") == name and r.get("pxname", "").startswith("pool_"))
+        nodes.append({"node": node, "local": is_local(node),
+                      "health": anchor.get("status", "unknown") if live else "gateway down",
+                      "in_flight": inflight, "queued": queued,
+                      "models": sorted(model_names(models.get(node, [])))})
+    return {"gateway_running": live, "affinity": settings.pool.affinity, "nodes": nodes}
