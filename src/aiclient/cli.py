@@ -159,6 +159,15 @@ def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
            exit_code=3 if failed else 0)
 
 
+def _register() -> None:
+    from aiclient.cli_test import test
+
+    cli.add_command(test)
+
+
+_register()
+
+
 def main() -> None:
     run_main(cli, PROG)
 

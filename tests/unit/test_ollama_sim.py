@@ -793,3 +793,150 @@ def test_threads_do_not_leak() -> None:
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.02)
     assert threading.active_count() <= before
+
+
+# --- tool calls, JSON mode and the contract-breaking switches ---------------------------------
+
+WEATHER_SCHEMA = {"type": "object", "required": ["city", "days"],
+                  "properties": {"city": {"type": "string"}, "days": {"type": "integer"},
+                                 "unit": {"enum": ["c", "f"]}}}
+OAI_TOOLS = [{"type": "function", "function": {"name": "other_tool", "parameters": {}}},
+             {"type": "function", "function": {"name": "get_weather",
+                                               "parameters": WEATHER_SCHEMA}}]
+ANT_TOOLS = [{"name": "get_weather", "input_schema": WEATHER_SCHEMA}]
+ASK = [{"role": "user", "content": "Use the get_weather tool for Paris."}]
+
+
+def test_openai_tool_call_when_a_tool_is_named(sim: OllamaSimulator) -> None:
+    req = {**CHAT, "messages": ASK, "tools": OAI_TOOLS}
+    out = json.loads(call(sim, "POST", "/v1/chat/completions", req)[2])
+    choice = out["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    (tc,) = choice["message"]["tool_calls"]
+    assert re.fullmatch(r"call_[0-9a-f]{8}", tc["id"])
+    assert (tc["index"], tc["type"], tc["function"]["name"]) == (0, "function", "get_weather")
+    assert json.loads(tc["function"]["arguments"]) == {"city": "sim", "days": 1}
+
+    events = sse(call(sim, "POST", "/v1/chat/completions", {**req, "stream": True,
+                                                            "stream_options": {
+                                                                "include_usage": True}})[2])
+    chunks = [json.loads(d) for _, d in events[:-1]]
+    assert events[-1][1] == "[DONE]" and len(chunks) == 3
+    assert chunks[0]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert chunks[1]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "tool_calls"}
+    assert chunks[2]["choices"] == [] and chunks[2]["usage"]["completion_tokens"] > 0
+
+    # after a tool result, or without the tool named, the answer is text
+    after = [*ASK, {"role": "assistant", "content": "", "tool_calls": [tc]},
+             {"role": "tool", "content": "sunny", "tool_call_id": tc["id"]}]
+    for messages in (after, [{"role": "user", "content": "hi"}]):
+        out = json.loads(call(sim, "POST", "/v1/chat/completions",
+                              {**req, "messages": messages})[2])
+        assert out["choices"][0]["finish_reason"] == "stop"
+        assert out["choices"][0]["message"] == {"role": "assistant", "content": expected_text(8)}
+    sim.tool_calls = False
+    out = json.loads(call(sim, "POST", "/v1/chat/completions", req)[2])
+    assert "tool_calls" not in out["choices"][0]["message"]
+
+
+def test_anthropic_tool_use_round_trip(sim: OllamaSimulator) -> None:
+    req = {**ANTHROPIC, "messages": ASK, "tools": ANT_TOOLS}
+    out = json.loads(call(sim, "POST", "/v1/messages", req)[2])
+    (block,) = out["content"]
+    assert out["stop_reason"] == "tool_use"
+    assert block["type"] == "tool_use" and re.fullmatch(r"call_[0-9a-f]{8}", block["id"])
+    assert (block["name"], block["input"]) == ("get_weather", {"city": "sim", "days": 1})
+
+    events = sse(call(sim, "POST", "/v1/messages", {**req, "stream": True})[2])
+    assert [n for n, _ in events] == ["message_start", "content_block_start",
+                                      "content_block_delta", "content_block_stop",
+                                      "message_delta", "message_stop"]
+    payloads = [json.loads(d) for _, d in events]
+    start = payloads[1]["content_block"]
+    assert start["type"] == "tool_use" and start["input"] == {} and start["name"] == "get_weather"
+    assert payloads[2]["delta"]["type"] == "input_json_delta"
+    assert json.loads(payloads[2]["delta"]["partial_json"]) == {"city": "sim", "days": 1}
+    assert payloads[4]["delta"]["stop_reason"] == "tool_use"
+
+    back = [*ASK, {"role": "assistant", "content": [block]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block["id"],
+                                          "content": "Sunny."}]}]
+    out = json.loads(call(sim, "POST", "/v1/messages", {**req, "messages": back})[2])
+    assert out["stop_reason"] == "end_turn" and out["content"][0]["type"] == "text"
+
+
+def test_json_mode_answers_json(sim: OllamaSimulator) -> None:
+    req = {**CHAT, "response_format": {"type": "json_object"}}
+    out = json.loads(call(sim, "POST", "/v1/chat/completions", req)[2])
+    assert json.loads(out["choices"][0]["message"]["content"]) == {"text": expected_text(8)}
+    short = json.loads(call(sim, "POST", "/v1/chat/completions", {**req, "max_tokens": 1})[2])
+    assert json.loads(short["choices"][0]["message"]["content"]) == {"text": "The"}
+    events = sse(call(sim, "POST", "/v1/chat/completions", {**req, "stream": True})[2])
+    text = "".join(json.loads(d)["choices"][0]["delta"].get("content", "")
+                   for _, d in events[:-1])
+    assert json.loads(text) == {"text": expected_text(8)} and len(events) == 8 + 2
+    plain = json.loads(call(sim, "POST", "/v1/chat/completions",
+                            {**CHAT, "response_format": {"type": "text"}})[2])
+    assert plain["choices"][0]["message"]["content"] == expected_text(8)
+
+
+def test_omit_done(sim: OllamaSimulator) -> None:
+    chat = {**CHAT, "stream": True}
+    comp = {"model": "llama3.2:3b", "prompt": "x", "stream": True}
+    assert sse(call(sim, "POST", "/v1/chat/completions", chat)[2])[-1][1] == "[DONE]"
+    sim.omit_done = True
+    for path, req in (("/v1/chat/completions", chat), ("/v1/completions", comp)):
+        events = sse(call(sim, "POST", path, req)[2])
+        assert "[DONE]" not in [d for _, d in events]
+        assert json.loads(events[-1][1])["choices"][0]["finish_reason"] == "stop"
+    # per request, both ways
+    on = call(sim, "POST", "/v1/chat/completions", chat, {"x-sim-omit-done": "0"})[2]
+    assert sse(on)[-1][1] == "[DONE]"
+    sim.omit_done = False
+    off = call(sim, "POST", "/v1/chat/completions", chat, {"x-sim-omit-done": "1"})[2]
+    assert "[DONE]" not in [d for _, d in sse(off)]
+
+
+@pytest.mark.parametrize(("value", "header", "names"), [
+    (True, None, ["message_start", "content_block_delta", "content_block_start",
+                  "content_block_delta", "content_block_stop", "message_delta", "message_stop"]),
+    ("stop-first", None, ["message_start", "content_block_start", "content_block_delta",
+                          "content_block_delta", "content_block_stop", "message_stop",
+                          "message_delta"]),
+    (False, "delta-first", ["message_start", "content_block_delta", "content_block_start",
+                            "content_block_delta", "content_block_stop", "message_delta",
+                            "message_stop"]),
+    (True, "0", ["message_start", "content_block_start", "content_block_delta",
+                 "content_block_delta", "content_block_stop", "message_delta",
+                 "message_stop"]),
+])
+def test_break_event_order(sim: OllamaSimulator, value: bool | str, header: str | None,
+                           names: list[str]) -> None:
+    sim.stream_chunks = 2
+    sim.break_event_order = value
+    headers = {"x-sim-break-event-order": header} if header is not None else None
+    events = sse(call(sim, "POST", "/v1/messages", {**ANTHROPIC, "stream": True}, headers)[2])
+    assert [n for n, _ in events] == names
+    assert all(json.loads(d)["type"] == n for n, d in events)  # names still match the data
+    assert json.loads(call(sim, "POST", "/v1/messages", ANTHROPIC)[2])["type"] == "message"
+
+
+def test_tools_error_500_in_each_dialect(sim: OllamaSimulator) -> None:
+    sim.tools_error_500 = True
+    status, _, body = call(sim, "POST", "/v1/chat/completions", {**CHAT, "tools": OAI_TOOLS})
+    assert status == 500 and json.loads(body)["error"]["type"] == "api_error"
+    assert "simulated failure" in json.loads(body)["error"]["message"]
+    status, _, body = call(sim, "POST", "/v1/messages", {**ANTHROPIC, "tools": ANT_TOOLS})
+    out = json.loads(body)
+    assert status == 500 and out["type"] == "error" and out["error"]["type"] == "api_error"
+    status, _, body = call(sim, "POST", "/api/chat", {**CHAT, "tools": OAI_TOOLS})
+    assert status == 500 and "simulated failure" in json.loads(body)["error"]
+    # no tools, no failure; a model without tools still answers 400 first
+    assert call(sim, "POST", "/v1/chat/completions", CHAT)[0] == 200
+    assert call(sim, "POST", "/v1/messages", {**ANTHROPIC, "model": "gemma3:1b",
+                                             "tools": ANT_TOOLS})[0] == 400
+    assert call(sim, "POST", "/v1/messages", {**ANTHROPIC, "tools": ANT_TOOLS},
+                {"x-sim-tools-error-500": "off"})[0] == 200
+    sim.tools_error_500 = False
+    assert call(sim, "POST", "/v1/messages", {**ANTHROPIC, "tools": ANT_TOOLS},
+                {"x-sim-tools-error-500": "1"})[0] == 500
