@@ -79,6 +79,41 @@ def _from_gateway(body: bytes) -> bool:
         return False
 
 
+def audit_pool_nodes(settings: Settings) -> list[Finding]:
+    """Every remote pool node is itself a gateway: its admin routes must be refused too."""
+    if not settings.pool.nodes:
+        return []
+    from aiserver import pool
+
+    tokens = pool.read_tokens(settings)
+    found = []
+    for node in settings.pool.nodes:
+        if not pool.relayed(node, tokens):
+            continue  # this machine's own Ollama: covered by the loopback checks
+        host, port = split_hostport(node, "pool node")
+        headers = {"Authorization": f"Bearer {tokens[node]}"} if node in tokens else {}
+        leaked = []
+        reachable = True
+        for method, path in (("POST", "/api/pull"), ("DELETE", "/api/delete"),
+                             ("POST", "/api/create"), ("GET", "/api/%70s")):
+            answer = raw_request(host, port, method, path, headers)
+            if answer is None:
+                reachable = False
+                break
+            if answer[0] not in (401, 403) or not _from_gateway(answer[1]):
+                leaked.append(f"{method} {path} → {answer[0]}")
+        if not reachable:
+            found.append(Finding("pool-node", False, f"pool node {node} is unreachable",
+                                 "check the node (`ai-server pool status`)"))
+        elif leaked:
+            found.append(Finding("pool-node", False, f"pool node {node} is not a gateway that "
+                                 "refuses admin routes: " + "; ".join(leaked),
+                                 "run ai-server on that machine and list its gateway here"))
+        else:
+            found.append(Finding("pool-node", True, f"pool node {node} refuses admin routes"))
+    return found
+
+
 def audit(settings: Settings) -> dict[str, Any]:
     started = time.monotonic()
     findings: list[Finding] = []
@@ -187,6 +222,7 @@ def audit(settings: Settings) -> dict[str, Any]:
                                 "kernel networking" if tun else "userspace networking on a "
                                 "separate gateway port"))
 
+    findings += audit_pool_nodes(settings)
     hp = preflight.check_haproxy()
     findings.append(Finding("haproxy-version", hp.status != preflight.FAIL, hp.detail, hp.fix))
     bad = [f for f in findings if not f.ok]

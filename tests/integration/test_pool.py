@@ -253,3 +253,28 @@ def test_hostile_corpus_leaks_nothing_through_the_pool(pool: Pool) -> None:
     assert exchange(pool.gw.host, pool.gw.port,
                     b"POST /api/pull HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
                     b"Connection: close\r\n\r\n{}").status == 403
+
+
+def test_audit_probes_every_remote_node(tmp_path: Path, gateway_factory: GatewayFactory,
+                                        sims: tuple[OllamaSimulator, OllamaSimulator]) -> None:
+    from aiserver.audit import audit_pool_nodes
+    from aiserver.settings import parse
+
+    a, b = sims
+    tokens = tmp_path / "remote.map"
+    tokens.write_text("pool-token-0123456789abc studio\n")
+    tokens.chmod(0o600)
+    remote = gateway_factory(a.port, gateway={"tokens": True, "tokens_file": str(tokens)})
+    bare = f"127.0.0.2:{b.port}"  # a bare Ollama listed as if it were another gateway
+    pool_tokens = tmp_path / "pool-tokens.map"
+    pool_tokens.write_text(f"127.0.0.1:{remote.port} pool-token-0123456789abc\n"
+                           f"{bare} pool-token-0123456789abc\n")
+    pool_tokens.chmod(0o600)
+    settings = parse(f'[pool]\nnodes = ["127.0.0.1:{remote.port}", "{bare}"]\n'
+                     f'tokens_file = "{pool_tokens}"\n')
+    found = {f.detail.split()[2]: f for f in audit_pool_nodes(settings)}
+    assert found[f"127.0.0.1:{remote.port}"].ok
+    bad = found[bare]
+    assert not bad.ok and "POST /api/pull" in bad.detail
+    # the probe sends an empty body: a real Ollama rejects it (400) and pulls nothing
+    assert [r.body for r in b.requests if r.path == "/api/pull"] == [b"{}"]
