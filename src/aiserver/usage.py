@@ -56,7 +56,7 @@ class Entry:
     termination: str
     session: str
     agent: str
-    node: str = "-"  # the server that answered ("ollama", or a pool node); "-" if none
+    node: str = "-"  # the server that answered ("ollama", a pool node, "<NOSRV>": the gateway)
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"time": self.time.strftime(TIME_FORMAT)}
