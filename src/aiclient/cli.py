@@ -6,7 +6,15 @@ from typing import Any
 
 import click
 
-from aicommon.clikit import begin, finish, human_kv, json_option, make_group, run_main
+from aicommon.clikit import (
+    begin,
+    checks_text,
+    finish,
+    human_kv,
+    json_option,
+    make_group,
+    run_main,
+)
 
 PROG = "ai-client"
 
@@ -23,12 +31,6 @@ def paths(ctx: click.Context, as_json: bool) -> None:
     from aicommon.paths import client_paths, paths_report
 
     finish(app, paths_report(client_paths(), app.config), human_kv)
-
-
-def _checks_text(checks: list[dict[str, str]]) -> str:
-    return "\n".join(f"{c['status']:<5} {c['name']:<20} {c['detail']}"
-                     + (f"  → {c['fix']}" if c["fix"] and c["status"] != "PASS" else "")
-                     for c in checks)
 
 
 def _pick(kind: str, options: list[str]) -> str:
@@ -142,7 +144,7 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
     from aiclient import health
 
     data = health.status(app.config)
-    finish(app, data, lambda d: _checks_text(d["checks"]))
+    finish(app, data, lambda d: checks_text(d["checks"]))
 
 
 @cli.command("doctor")
@@ -155,7 +157,7 @@ def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
 
     checks = health.doctor(app.config)
     failed = any(c["status"] == "FAIL" for c in checks)
-    finish(app, {"checks": checks}, lambda d: _checks_text(d["checks"]), ok=not failed,
+    finish(app, {"checks": checks}, lambda d: checks_text(d["checks"]), ok=not failed,
            exit_code=3 if failed else 0)
 
 

@@ -27,7 +27,7 @@ from aiclient.settings import load as load_settings
 from aiclient.tools import aider, claude
 from aicommon import tailscale
 from aicommon.errors import AiError, ExitCode
-from aicommon.fsutil import atomic_write
+from aicommon.fsutil import atomic_write, make_dirs
 from aicommon.paths import client_paths
 
 MANIFEST = "setup.json"
@@ -220,17 +220,6 @@ class _Done:
     created_dirs: list[Path] = field(default_factory=list)
 
 
-def _mkdirs(path: Path, done: _Done) -> None:
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        d.mkdir()
-        done.created_dirs.append(d)
-
-
 def _restore(done: _Done) -> list[str]:
     problems = []
     for change in reversed(done.rc):
@@ -276,7 +265,7 @@ def apply(plan: Plan) -> None:
             if f.after is None:
                 f.path.unlink(missing_ok=True)
             else:
-                _mkdirs(f.path.parent, done)
+                make_dirs(f.path.parent, done.created_dirs)
                 atomic_write(f.path, f.after, mode=f.mode)
             done.files.append((f, old_mode))
         for change in plan.rc:
@@ -284,7 +273,7 @@ def apply(plan: Plan) -> None:
                 continue
             step = f"edit {change.target.path.name}"
             _failpoint(step)
-            _mkdirs(change.target.path.parent, done)
+            make_dirs(change.target.path.parent, done.created_dirs)
             shellrc.apply_change(change)
             done.rc.append(change)
         step = "record"

@@ -95,3 +95,11 @@ def make_group(prog: str, doc: str, config_envvar: str) -> click.Group:
         app.verbosity = -1 if quiet else verbose
 
     return group
+
+
+def checks_text(checks: list[dict[str, str]]) -> str:
+    """PASS / WARN / FAIL lines, with the fix after an arrow for what did not pass."""
+    width = max((len(c["name"]) for c in checks), default=0)
+    return "\n".join(f"{c['status']:<5} {c['name']:<{width}}  {c['detail']}"
+                     + (f"  → {c['fix']}" if c.get("fix") and c["status"] != "PASS" else "")
+                     for c in checks)

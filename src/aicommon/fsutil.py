@@ -100,3 +100,16 @@ def atomic_write(
         raise AiError(f"cannot write {target}: {exc.strerror or exc}",
                       "check the directory exists and is writable", code="file.unwritable") from exc
     return WriteResult(target, True, backup_file)
+
+
+def make_dirs(path: Path, created: list[Path]) -> None:
+    """mkdir -p that appends every directory it creates to `created` (parents first), so an
+    undo can remove exactly those (in reverse) and nothing that existed before."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir()
+        created.append(d)

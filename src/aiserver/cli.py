@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from aicommon.clikit import begin, finish, human_kv, json_option, make_group, run_main
+from aicommon.clikit import (
+    begin,
+    checks_text,
+    finish,
+    human_kv,
+    json_option,
+    make_group,
+    run_main,
+)
 
 PROG = "ai-server"
 
@@ -211,14 +219,6 @@ def pool_refresh(ctx: click.Context, as_json: bool) -> None:
     finish(app, data, human)
 
 
-def _checks_text(checks: list[dict[str, str]]) -> str:
-    lines = []
-    for c in checks:
-        fix = f"  → {c['fix']}" if c.get("fix") and c["status"] != "PASS" else ""
-        lines.append(f"{c['status']:<5} {c['name']:<18} {c['detail']}{fix}")
-    return "\n".join(lines)
-
-
 @cli.command("install")
 @click.option("--dry-run", is_flag=True, help="Print every file (with a diff) and command; "
               "change nothing.")
@@ -319,7 +319,7 @@ def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
 
     checks = [c.as_dict() for c in health.doctor(app.config)]
     failed = any(c["status"] == "FAIL" for c in checks)
-    finish(app, {"checks": checks}, lambda d: _checks_text(d["checks"]), ok=not failed,
+    finish(app, {"checks": checks}, lambda d: checks_text(d["checks"]), ok=not failed,
            exit_code=3 if failed else 0)
 
 

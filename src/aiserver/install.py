@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aicommon.errors import AiError, ExitCode
-from aicommon.fsutil import atomic_write
+from aicommon.fsutil import atomic_write, make_dirs
 from aicommon.paths import AppPaths, server_paths
 from aiserver import preflight, services, system
 from aiserver.services import Manager, ServiceSpec
@@ -255,17 +255,6 @@ class Applied:
     done: list[Action] = field(default_factory=list)
 
 
-def _mkdirs(path: Path, applied: Applied) -> None:
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        d.mkdir()
-        applied.created_dirs.append(d)
-
-
 def _side_dirs(plan: Plan) -> list[Path]:
     seen: dict[Path, None] = {}
     for _, manager in plan.specs.values():
@@ -363,7 +352,7 @@ def apply(plan: Plan, verify_timeout: float = 60.0) -> None:
         for change in plan.files:
             step = f"write {change.purpose}"
             _failpoint(step)
-            _mkdirs(change.path.parent, applied)
+            make_dirs(change.path.parent, applied.created_dirs)
             try:
                 old_mode = stat.S_IMODE(change.path.stat().st_mode)
             except FileNotFoundError:
@@ -371,7 +360,7 @@ def apply(plan: Plan, verify_timeout: float = 60.0) -> None:
             atomic_write(change.path, change.new, mode=change.mode)
             applied.written.append((change, old_mode))
         for d in (paths.log_dir, paths.state_dir):
-            _mkdirs(d, applied)
+            make_dirs(d, applied.created_dirs)
         for action in plan.actions:
             step = f"{action.verb} {action.spec.key}"
             _failpoint(step)
@@ -522,8 +511,8 @@ def install_warm_job(config_file: Path | None, names: tuple[str, ...],
     applied = Applied()
     change = FileChange(target, old, manager.render(spec), 0o644, "warm job")
     try:
-        _mkdirs(target.parent, applied)
-        _mkdirs(paths.log_dir, applied)
+        make_dirs(target.parent, applied.created_dirs)
+        make_dirs(paths.log_dir, applied.created_dirs)
         atomic_write(target, change.new, mode=0o644)
         applied.written.append((change, None if old is None else 0o644))
         applied.done.append(Action(spec, manager, "start", False))
