@@ -91,3 +91,36 @@ def test_preamble_removes_older_extractions(zipapps: dict[str, Path], tmp_path: 
     assert other_app.exists()  # another tool's extraction is not ours to remove
     current = [p for p in (home / ".shiv").iterdir() if p.name.startswith("ai-client_")]
     assert len(current) == 1 and (current[0] / ".siblings-cleaned").exists()
+
+
+def test_every_package_under_src_is_shipped() -> None:
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    on_disk = {str(p.parent.relative_to(REPO / "src")).replace("/", ".")
+               for p in (REPO / "src").rglob("__init__.py")}
+    assert on_disk <= listed, f"missing from pyproject packages: {sorted(on_disk - listed)}"
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_module_imports_inside_the_zipapp(zipapps: dict[str, Path], tool: str,
+                                                tmp_path: Path) -> None:
+    """Run the zipapp's own interpreter path over all of its modules (catches a module left
+    out of the distribution, which the editable install used by the other tests hides)."""
+    code = ("import importlib, pkgutil, sys\n"
+            "import aicommon, aiserver, aiclient\n"
+            "bad = []\n"
+            "for pkg in (aicommon, aiserver, aiclient):\n"
+            "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+            "        try:\n"
+            "            importlib.import_module(m.name)\n"
+            "        except Exception as exc:\n"
+            "            bad.append(f'{m.name}: {exc!r}')\n"
+            "print('\\n'.join(bad) or 'ok')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_", "SHIV_"))}
+    env.update(HOME=str(tmp_path), SHIV_ENTRY_POINT="", SHIV_INTERPRETER="1")
+    res = subprocess.run([str(zipapps[tool]), "-c", code], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "ok", res.stdout
