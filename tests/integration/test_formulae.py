@@ -1,0 +1,309 @@
+"""The Homebrew formulae, checked where Homebrew does not run (REFERENCE §5).
+
+`ruby -c`; the Ruby harness (tests/formula/harness.rb: a minimal Formula DSL) loads each
+formula, checks it against Homebrew's style rules, runs its `install` into a temporary prefix
+with the freshly built zipapp, runs the installed executable and the `test do` block; and the
+release machinery: `scripts/release --check` on this tree, the state rules, and a whole
+release made in a scratch copy of the repository.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HARNESS = REPO / "tests" / "formula" / "harness.rb"
+TOOLS = ("ai-server", "ai-client")
+DEPS = {"ai-server": ["haproxy", "python@3.13"], "ai-client": ["python@3.13"]}
+
+if shutil.which("ruby") is None:  # scripts/test installs it; never silently pass without it
+    raise RuntimeError("ruby is not installed: run scripts/test (it installs it)")
+
+
+def tree_version() -> str:
+    text = (REPO / "src" / "aicommon" / "__init__.py").read_text()
+    match = re.search(r'^__version__ = "([^"]+)"', text, re.MULTILINE)
+    assert match
+    return match.group(1)
+
+
+def system_python() -> str:
+    """A plain interpreter standing in for Homebrew's python@3.13 (not this venv's)."""
+    for candidate in ("/usr/bin/python3", shutil.which("python3")):
+        if candidate and subprocess.run([candidate, "-c", "import sys; "
+                                         "sys.exit(sys.version_info < (3, 11))"],
+                                        check=False).returncode == 0:
+            return candidate
+    return sys.executable
+
+
+def load_release() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("release_script", REPO / "scripts/release.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["release_script"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def zipapps() -> dict[str, Path]:
+    done = subprocess.run([str(REPO / "scripts/build-zipapps")], capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {tool: REPO / "dist" / tool for tool in TOOLS}
+
+
+@pytest.fixture(scope="module")
+def short_tmp() -> Iterator[Path]:
+    """Under /tmp: HAProxy's stats socket path (inside testpath) must stay short."""
+    path = Path(tempfile.mkdtemp(prefix="formula-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run_harness(formula: Path, artifact: Path, root: Path, *extra: str
+                ) -> tuple[int, dict[str, Any], str]:
+    done = subprocess.run(["ruby", str(HARNESS), str(formula), "--artifact", str(artifact),
+                           "--root", str(root), "--python", system_python(), "--haproxy",
+                           shutil.which("haproxy") or "haproxy", *extra],
+                          capture_output=True, text=True, timeout=300, check=False)
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:
+        pytest.fail(f"harness printed no JSON (exit {done.returncode}): {done.stderr[-3000:]}")
+    return done.returncode, report, done.stderr
+
+
+@pytest.fixture(scope="module")
+def reports(zipapps: dict[str, Path], short_tmp: Path) -> dict[str, dict[str, Any]]:
+    out = {}
+    for tool in TOOLS:
+        root = short_tmp / tool
+        rc, report, stderr = run_harness(REPO / "Formula" / f"{tool}.rb", zipapps[tool], root)
+        report["_rc"], report["_stderr"], report["_root"] = rc, stderr, str(root)
+        out[tool] = report
+    return out
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_formula_is_valid_ruby(tool: str) -> None:
+    done = subprocess.run(["ruby", "-c", str(REPO / "Formula" / f"{tool}.rb")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "Syntax OK" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_harness_installs_runs_and_tests_the_formula(reports: dict[str, dict[str, Any]],
+                                                      tool: str) -> None:
+    r = reports[tool]
+    assert r["failures"] == [], r["_stderr"][-3000:]
+    assert r["_rc"] == 0
+    root = r["_root"]
+    assert r["class"] == {"ai-server": "AiServer", "ai-client": "AiClient"}[tool]
+    # the shebang points at Homebrew's Python through its opt link, and the zipapp still runs
+    assert r["shebang"] == f"#!{root}/opt/python@3.13/bin/python3.13"
+    assert r["version_output"] == f"{tool} {tree_version()}"
+    assert {f"bin/{tool}", f"libexec/{tool}"} <= set(r["installed_files"])
+    assert any(f.startswith(f"share/{tool}/") for f in r["installed_files"])
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_metadata_follows_the_conventions(reports: dict[str, dict[str, Any]], tool: str) -> None:
+    r = reports[tool]
+    assert r["deps"] == DEPS[tool]
+    assert r["url_options"] == {"using": "nounzip"}
+    assert r["url"] == f"{r['homepage']}/releases/download/v{r['version']}/{tool}.pyz"
+    assert r["license"] == "MIT"
+    assert r["livecheck"] == {"url": "stable", "strategy": "github_latest"}
+    assert r["version"] == tree_version() or not r["unreleased_marker"]
+    desc = r["desc"]
+    assert len(desc) <= 80 and desc[0].isupper() and not desc.endswith(".")
+    assert not re.match(r"(?i)(the|an?)\s", desc) and not re.match(r"(?i)ai[\s-]?", desc)
+
+
+def test_ai_server_test_block_renders_and_haproxy_accepts(
+        reports: dict[str, dict[str, Any]]) -> None:
+    assert reports["ai-server"]["failures"] == []
+    commands = reports["ai-server"]["test_commands"]
+    assert any("config render --output" in c for c in commands)
+    assert any("haproxy -c -f" in c for c in commands)
+    assert "share/ai-server/haproxy/haproxy.cfg.tmpl" in reports["ai-server"]["installed_files"]
+
+
+def test_ai_client_test_block_prints_the_environment(reports: dict[str, dict[str, Any]]) -> None:
+    assert reports["ai-client"]["failures"] == []
+    commands = reports["ai-client"]["test_commands"]
+    assert any(c.endswith("client.toml env") for c in commands)
+    assert any("env --shell fish" in c for c in commands)
+
+
+def test_ai_server_service_uses_opt_paths(reports: dict[str, dict[str, Any]]) -> None:
+    r = reports["ai-server"]
+    root = r["_root"]
+    svc = r["service"]
+    assert svc["run"] == [f"{root}/opt/ai-server/bin/ai-server", "run"]
+    assert svc["keep_alive"] == "true"
+    assert svc["log_path"] == f"{root}/var/log/ai-server.log"
+    assert svc["error_log_path"] == f"{root}/var/log/ai-server.err.log"
+    env = svc["environment_variables"]
+    assert env["PATH"] == f"{root}/bin:{root}/sbin:/usr/bin:/bin:/usr/sbin:/sbin"
+    assert env["SHIV_ROOT"] == f"{root}/var/ai-server/shiv"
+    assert reports["ai-client"]["service"] is None
+
+
+def test_caveats_give_the_next_step(reports: dict[str, dict[str, Any]]) -> None:
+    server, client = reports["ai-server"]["caveats"], reports["ai-client"]["caveats"]
+    assert "ai-server install" in server and "ai-client setup" in server
+    assert "Ollama 0.14.0" in server
+    assert "ai-client setup" in client
+
+
+def test_harness_rejects_style_and_service_mistakes(zipapps: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    text = (REPO / "Formula" / "ai-server.rb").read_text()
+    bad = re.sub(r'desc "[^"]*"', 'desc "An ai-server gateway for Ollama."', text)
+    bad = bad.replace('run [opt_bin/"ai-server", "run"]', 'run [bin/"ai-server", "run"]')
+    bad = bad.replace("using: :nounzip", "using: :curl")
+    assert bad != text
+    formula = tmp_path / "Formula" / "ai-server.rb"
+    formula.parent.mkdir()
+    formula.write_text(bad)
+    rc, report, _ = run_harness(formula, zipapps["ai-server"], tmp_path / "root", "--no-install")
+    assert rc == 1
+    found = "\n".join(report["failures"])
+    assert "desc starts with an article" in found
+    assert "desc ends with a full stop" in found
+    assert "service block uses bin; use opt_bin" in found
+    assert "using: :nounzip" in found
+
+
+def test_release_check_passes_on_this_tree(zipapps: dict[str, Path]) -> None:
+    done = subprocess.run([str(REPO / "scripts/release"), "--check"], capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "release --check: OK" in done.stdout
+    for tool in TOOLS:
+        assert re.search(rf"built   {tool} +[0-9a-f]{{64}}", done.stdout)
+
+
+def test_release_state_rules() -> None:
+    rel = load_release()
+    zeros, real = "0" * 64, "a" * 64
+
+    def formula(version: str, sha: str, unreleased: bool,
+                homepage: str = "https://github.com/o/remote-ollama-proxy") -> Any:
+        return rel.FormulaInfo("ai-server", Path("x.rb"), "", homepage, "", version, sha,
+                               unreleased)
+
+    dated = {"Unreleased": None, "0.1.0": "2026-01-02"}
+    undated = {"Unreleased": None}
+    # development formulae: version == tree, not tagged, not dated, placeholder sha
+    assert rel.formula_problems(formula("0.1.0", zeros, True), "0.1.0", undated, False, real) == []
+    assert rel.formula_problems(formula("0.1.0", zeros, True), "0.2.0", undated, False, real)
+    assert rel.formula_problems(formula("0.1.0", zeros, True), "0.1.0", undated, True, real)
+    assert rel.formula_problems(formula("0.1.0", zeros, True), "0.1.0", dated, False, real)
+    assert rel.formula_problems(formula("0.1.0", real, True), "0.1.0", undated, False, real)
+    # released: a tree still at that version must rebuild to the pinned bytes
+    assert rel.formula_problems(formula("0.1.0", real, False), "0.1.0", dated, True, real) == []
+    moved = rel.formula_problems(formula("0.1.0", real, False), "0.1.0", dated, True, "b" * 64)
+    assert moved and "without a version bump" in moved[0]
+    # ... a tree that moved on leaves the tap on the last release
+    assert rel.formula_problems(formula("0.1.0", real, False), "0.2.0", dated, True, "b" * 64) \
+        == []
+    assert rel.formula_problems(formula("0.2.0", real, False), "0.1.0", dated, True, real)
+    assert rel.formula_problems(formula("0.1.0", real, False), "0.1.0", undated, True, real)
+    assert rel.formula_problems(formula("0.1.0", real, False, "https://github.com/OWNER/x"),
+                                "0.1.0", dated, True, real)
+
+
+def scratch_copy(dest: Path) -> Path:
+    """The repository without its build products, sharing this venv; setup-venv disabled so
+    the shared venv is never re-pointed at the copy."""
+    ignore = shutil.ignore_patterns(".venv", "dist", "build", ".git", "*_cache", ".hypothesis",
+                                    "__pycache__", "*.egg-info")
+    shutil.copytree(REPO, dest, ignore=ignore)
+    (dest / ".venv").symlink_to(REPO / ".venv")
+    (dest / "scripts" / "setup-venv").write_text("#!/bin/sh\nexit 0\n")
+    return dest
+
+
+def test_a_release_pins_the_formulae_to_the_reproducible_build(tmp_path: Path) -> None:
+    copy = scratch_copy(tmp_path / "repo")
+    version = "99.0.0"  # the copy's own version, whatever state this tree is in
+    init = copy / "src/aicommon/__init__.py"
+    init.write_text(re.sub(r'__version__ = "[^"]+"', f'__version__ = "{version}"',
+                           init.read_text()))
+    (copy / "CHANGELOG.md").write_text("# Changelog\n\n## [Unreleased]\n\n### Added\n\n"
+                                       "- Something users can see.\n")
+    env = dict(os.environ, PYTHONPATH=str(copy / "src"))  # the copy's version, not this tree's
+
+    def release(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(copy / "scripts/release"), *args], capture_output=True,
+                              text=True, env=env, cwd=copy, timeout=600, check=False)
+
+    if "/OWNER/" in (copy / "Formula/ai-server.rb").read_text():
+        refused = release(version)
+        assert refused.returncode == 1 and "--repo OWNER/NAME" in refused.stderr
+    assert release("1.2.3").returncode == 1  # not the tree's version
+
+    done = release(version, "--repo", "example/remote-ollama-proxy", "--date", "2026-01-02")
+    assert done.returncode == 0, done.stdout + done.stderr
+    sums = {name: sha for sha, name in (line.split("  ") for line in
+                                        (copy / "dist/release/SHA256SUMS").read_text()
+                                        .splitlines())}
+    for tool in TOOLS:
+        text = (copy / "Formula" / f"{tool}.rb").read_text()
+        assert "# unreleased:" not in text
+        assert f'version "{version}"' in text
+        assert ('url "https://github.com/example/remote-ollama-proxy/releases/download/'
+                f'v{version}/{tool}.pyz"') in text
+        assert f'sha256 "{sums[f"{tool}.pyz"]}"' in text
+        # the harness agrees: the released asset is exactly what the formula pins
+        rc, report, err = run_harness(copy / "Formula" / f"{tool}.rb",
+                                      copy / "dist/release" / f"{tool}.pyz",
+                                      tmp_path / f"root-{tool}", "--no-install")
+        assert rc == 0 and report["sha256_matches"] is True, err[-2000:]
+    changelog = (copy / "CHANGELOG.md").read_text()
+    assert re.search(rf"## \[Unreleased\]\n\n## \[{re.escape(version)}\] - 2026-01-02\n\n"
+                     r"### Added\n\n- Something users can see\.", changelog)
+    notes = (copy / "dist/release/RELEASE_NOTES.md").read_text()
+    assert "- Something users can see." in notes and sums["ai-client.pyz"] in notes
+
+    checked = release("--check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert release(version, "--repo", "example/remote-ollama-proxy").returncode == 1  # once
+
+    errors = copy / "src/aicommon/errors.py"
+    errors.write_text(errors.read_text() + "\n# a change after the release\n")
+    drifted = release("--check")
+    assert drifted.returncode == 1
+    assert f"changed since the {version} release without a version bump" in drifted.stderr
+
+
+def test_install_docs_match_the_formulae(reports: dict[str, dict[str, Any]]) -> None:
+    sources = [p for p in (REPO / "README.md", REPO / "docs/install.md")
+               if p.exists() and "<!-- install:begin -->" in p.read_text()]
+    assert sources, "no install section (<!-- install:begin --> … <!-- install:end -->)"
+    text = sources[0].read_text()
+    section = text.split("<!-- install:begin -->", 1)[1].split("<!-- install:end -->", 1)[0]
+    for tool in TOOLS:
+        assert "brew install" in section and f"/{tool}" in section
+        for dep in reports[tool]["deps"]:
+            assert f"`{dep}`" in section, dep
+    assert "not a formula dependency" in section  # how Ollama is required, and why
+    assert "ai-server install" in section and "ai-client setup" in section
+    assert "scripts/release" in section
