@@ -108,6 +108,23 @@ def test_setup_idempotent_effective_and_uninstall_restores(laptop: Laptop,
     assert env["CLAUDE_CODE_ATTRIBUTION_HEADER"] == "0"
     assert int(env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"]) > 0
 
+    # doctor starts each configured shell and sees the integration; status lists the tools
+    doctor = laptop.cli("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["data"]["checks"]}
+    assert doctor.returncode == 0, doctor.stdout
+    assert checks["bash effective"]["status"] == checks["zsh effective"]["status"] == "PASS"
+    assert checks["server"]["detail"].startswith("Ollama 0.32.15")
+    assert checks["claude"]["detail"] == "claude 2.1.240"
+    # a block removed by hand is noticed
+    saved = rc.read_text()
+    rc.write_text("# my bashrc\nalias ll='ls -l'\n")
+    broken = laptop.cli("doctor", "--json")
+    assert broken.returncode == 3
+    bad = {c["name"] for c in json.loads(broken.stdout)["data"]["checks"]
+           if c["status"] == "FAIL"}
+    assert {"bash .bashrc", "bash effective"} <= bad
+    rc.write_text(saved)
+
     # the user edits outside the block; uninstall keeps that and removes only ours
     rc.write_text(rc.read_text() + "export LATER=1\n")
     res = laptop.cli("uninstall", "--purge")
