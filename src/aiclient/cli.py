@@ -162,9 +162,12 @@ def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
 
 
 def _register() -> None:
+    from aiclient.cli_analytics import analytics
     from aiclient.cli_test import test
+    from aiclient.cli_versions import check_compatibility, downgrade_claude, pin, unpin
 
-    cli.add_command(test)
+    for command in (test, check_compatibility, pin, unpin, downgrade_claude, analytics):
+        cli.add_command(command)
 
 
 _register()

@@ -42,6 +42,9 @@ Contract-breaking switches (default off), for testing clients' conformance check
 ``omit_done``           OpenAI streams (``/v1/chat/completions``, ``/v1/completions``) end
                         without ``data: [DONE]``
 ``tools_error_500``     requests carrying ``tools`` answer HTTP 500 in the route's dialect
+``system_mid_conversation_500``  ``/v1/messages`` with a ``role: "system"`` message inside
+                        ``messages[]`` answers HTTP 500 "system message must be at the
+                        beginning" (Ollama < 0.32.14 with Qwen 3.5-family templates)
 
 Test-only request headers (Ollama ignores them; they override the attributes per request):
 
@@ -694,6 +697,7 @@ class OllamaSimulator:
         self.break_event_order: bool | str = False
         self.omit_done = False
         self.tools_error_500 = False
+        self.system_mid_conversation_500 = False
         # Fixed ids and timestamps in answers, so two answers can be compared byte for byte.
         self.fixed_ids = False
         self.host_check = True
@@ -1926,6 +1930,9 @@ class OllamaSimulator:
         resolved = self._resolve(data, err, "chat", f)
         if isinstance(resolved, _Full):
             return resolved
+        if self.system_mid_conversation_500 and any(
+                isinstance(m, dict) and m.get("role") == "system" for m in messages):
+            return err(500, "system message must be at the beginning")
         model, name = resolved
         self._use_model(model, _KeepAlive(False, None), None)
         toks, cut = _plan(f.chunks, max_tokens)

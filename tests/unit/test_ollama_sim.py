@@ -940,3 +940,19 @@ def test_tools_error_500_in_each_dialect(sim: OllamaSimulator) -> None:
     sim.tools_error_500 = False
     assert call(sim, "POST", "/v1/messages", {**ANTHROPIC, "tools": ANT_TOOLS},
                 {"x-sim-tools-error-500": "1"})[0] == 500
+
+
+def test_system_mid_conversation_500(sim: OllamaSimulator) -> None:
+    mid = {**ANTHROPIC, "messages": [{"role": "user", "content": "hi"},
+                                     {"role": "assistant", "content": "hello"},
+                                     {"role": "system", "content": "plan mode"},
+                                     {"role": "user", "content": "go on"}]}
+    assert call(sim, "POST", "/v1/messages", mid)[0] == 200  # off by default
+    sim.system_mid_conversation_500 = True
+    status, _, body = call(sim, "POST", "/v1/messages", {**mid, "stream": True})
+    out = json.loads(body)
+    assert status == 500 and out["type"] == "error" and out["error"]["type"] == "api_error"
+    assert out["error"]["message"] == "system message must be at the beginning"
+    # only a system message inside messages[] trips it; the top-level system is fine
+    assert call(sim, "POST", "/v1/messages", {**ANTHROPIC, "system": "be brief"})[0] == 200
+    assert call(sim, "POST", "/v1/messages", {**mid, "model": "nope"})[0] == 404

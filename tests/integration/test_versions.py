@@ -1,0 +1,606 @@
+"""Version management end to end: check-compatibility (rules, --probe, the verified store),
+pin / unpin and downgrade-claude, as processes in a locked-down PATH of recording fakes
+(claude with a real versions directory, npm, brew, uv, pipx, pip) against the Ollama
+simulator (directly, and through the real HAProxy gateway)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import GatewayFactory
+from tests.support.fakeenv import FAKES_DIR, FakeEnv, make_fake_env
+from tests.support.ollama_sim import DEFAULT_MODELS, OllamaSimulator, SimModel
+
+ENTRY = ("from aiclient.cli import cli; from aiclient.cli_versions import check_compatibility, "
+         "pin, unpin, downgrade_claude; [cli.add_command(c) for c in (check_compatibility, pin, "
+         "unpin, downgrade_claude)]; from aicommon.clikit import run_main; "
+         "run_main(cli, 'ai-client')")
+QWEN35 = SimModel("qwen3.5:35b", arch="qwen35moe", context_length=262144,
+                  capabilities=("completion", "tools", "thinking"), parameter_size="35B")
+MODELS = (*DEFAULT_MODELS, QWEN35)
+AIDER_SCRIPT = ('#!/bin/sh\n[ "$1" = "--version" ] && echo "aider {v}"\nexit 0\n')
+
+
+class Box:
+    """A laptop: fake PATH, HOME, and the ai-client CLI as a process."""
+
+    def __init__(self, fe: FakeEnv) -> None:
+        self.fe = fe
+        self.home = fe.home
+        self.local_bin = self.home / ".local" / "bin"
+        self.versions = self.home / ".local" / "share" / "claude" / "versions"
+        self.lock = self.home / "ai-client" / "state" / "versions.lock"
+        self.settings = self.home / ".claude" / "settings.json"
+        self.store = self.home / "ai-client" / "state" / "compat-verified.json"
+
+    def path_first(self, folder: Path) -> None:
+        self.fe.env["PATH"] = f"{folder}:{self.fe.env['PATH']}"
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.fe.run([sys.executable, "-c", ENTRY, *args], timeout=120)
+
+    def json(self, *args: str, code: int | None = 0) -> dict[str, Any]:
+        res = self.cli(*args, "--json")
+        if code is not None:
+            assert res.returncode == code, (res.stdout, res.stderr)
+        env: dict[str, Any] = json.loads(res.stdout)
+        return env
+
+    def version(self, program: str = "claude") -> str:
+        return self.fe.run([program, "--version"]).stdout.strip()
+
+    def calls(self, tool: str) -> list[list[str]]:
+        return [c for c in self.fe.calls(tool) if c != ["--version"]]
+
+    def lock_doc(self) -> dict[str, Any]:
+        return tomllib.loads(self.lock.read_text())
+
+    def configure(self, port: int, model: str | None = "qwen3-coder:30b") -> None:
+        cfg = self.home / "ai-client" / "config" / "config.toml"
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        text = f'[server]\nhost = "127.0.0.1"\nport = {port}\n'
+        cfg.write_text(text + (f'[client]\nmodel = "{model}"\n' if model else ""))
+
+    # -- Claude Code layouts ----------------------------------------------------------------
+
+    def claude_native(self, current: str = "2.1.240",
+                      on_disk: tuple[str, ...] = ("2.1.240", "2.1.153")) -> Path:
+        """~/.local/bin/claude → ~/.local/share/claude/versions/<current>; each version a copy
+        of the fake (which answers with its own file name)."""
+        self.versions.mkdir(parents=True, exist_ok=True)
+        for v in on_disk:
+            shutil.copyfile(FAKES_DIR / "claude", self.versions / v)
+            (self.versions / v).chmod(0o755)
+        self.local_bin.mkdir(parents=True, exist_ok=True)
+        launcher = self.local_bin / "claude"
+        launcher.symlink_to(self.versions / current)
+        self.path_first(self.local_bin)
+        return launcher
+
+    def claude_npm(self, version: str = "2.1.240") -> None:
+        assert self.fe.run(["npm", "install", "-g",
+                            f"@anthropic-ai/claude-code@{version}"]).returncode == 0
+        self.path_first(self.fe.state_dir / "npm-global" / "bin")
+
+    def claude_cask(self, version: str = "2.1.240", cask: str = "claude-code") -> None:
+        room = self.fe.brew_prefix / "Caskroom" / cask / version
+        room.mkdir(parents=True)
+        shutil.copyfile(FAKES_DIR / "claude", room / "claude")
+        (room / "claude").chmod(0o755)
+        # The brew fake pins installed kegs only; register one so `brew pin` accepts the name.
+        self.fe.brew_install(cask, version)
+        (self.fe.brew_prefix / "bin" / "claude").symlink_to(room / "claude")
+        self.path_first(self.fe.brew_prefix / "bin")
+
+    def claude_plain(self, version: str = "2.1.240") -> None:
+        """The fake itself on PATH (an unknown install method), answering `version`."""
+        (self.fe.bin_dir / "claude").symlink_to(FAKES_DIR / "claude")
+        self.fe.env["FAKE_CLAUDE_VERSION"] = version
+
+    # -- Aider layouts ----------------------------------------------------------------------
+
+    def aider_with(self, method: str, version: str = "0.86.1") -> None:
+        if method in ("uv", "pipx"):
+            argv = (["uv", "tool", "install"] if method == "uv"
+                    else ["pipx", "install"]) + [f"aider-chat=={version}"]
+            assert self.fe.run(argv).returncode == 0
+            self.path_first(self.local_bin)
+        elif method == "brew":
+            keg = self.fe.brew_install("aider", version)
+            (keg / "bin" / "aider").write_text(AIDER_SCRIPT.format(v=version))
+            (keg / "bin" / "aider").chmod(0o755)
+            (self.fe.brew_prefix / "bin" / "aider").symlink_to(keg / "bin" / "aider")
+            self.path_first(self.fe.brew_prefix / "bin")
+        elif method == "pip":
+            venv = self.fe.root / "venv" / "bin"
+            venv.mkdir(parents=True)
+            (venv / "pip").symlink_to(FAKES_DIR / "pip")
+            assert self.fe.run([venv / "pip", "install",
+                                f"aider-chat=={version}"]).returncode == 0
+            self.path_first(venv)
+        else:
+            raise ValueError(method)
+        assert self.version("aider") == f"aider {version}"
+
+
+@pytest.fixture()
+def box(tmp_path: Path) -> Iterator[Box]:
+    with make_fake_env(tmp_path, extra_fakes=("npm", "uv", "pipx")) as fe:
+        yield Box(fe)
+
+
+@pytest.fixture()
+def qsim() -> Iterator[OllamaSimulator]:
+    with OllamaSimulator(models=MODELS) as s:
+        yield s
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file and link under root (contents / link targets)."""
+    found = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            found[rel] = "-> " + os.readlink(p)
+        elif p.is_file():
+            found[rel] = p.read_text(errors="replace")
+    return found
+
+
+# -- check-compatibility ---------------------------------------------------------------------
+
+
+def test_check_through_the_gateway_qwen35_broken_then_fixed_then_untested(
+        box: Box, qsim: OllamaSimulator, gateway_factory: GatewayFactory) -> None:
+    gw = gateway_factory(qsim.port)
+    box.claude_plain("2.1.154")
+    box.configure(gw.port, "qwen3.5:35b")
+    qsim.version = "0.32.13"
+    env = box.json("check-compatibility", code=4)
+    data = env["data"]
+    assert env["ok"] is False and data["verdict"] == "broken"
+    assert (data["claude_version"], data["ollama_version"]) == ("2.1.154", "0.32.13")
+    assert data["model_families"] == ["qwen35moe"]
+    assert [f["rule"] for f in data["findings"]] == ["mid-conversation-system-message"]
+    assert [(f["action"], f["version"]) for f in data["fixes"]] == [
+        ("upgrade_ollama", "0.32.14"), ("pin_claude", "2.1.153")]
+    text = box.cli("check-compatibility")
+    assert text.returncode == 4
+    assert "BROKEN" in text.stdout and "upgrade Ollama on the server to 0.32.14" in text.stdout
+    assert "ai-client pin --claude 2.1.153" in text.stdout
+
+    qsim.version = "0.32.14"
+    data = box.json("check-compatibility", code=0)["data"]
+    assert data["verdict"] == "compatible" and data["findings"] == [] and data["fixes"] == []
+
+    qsim.version = "0.34.0-rc1"
+    data = box.json("check-compatibility", code=3)["data"]
+    assert data["verdict"] == "untested" and data["ollama_version"] == "0.34.0rc1"
+    assert any("newer than the rules know" in n for n in data["notes"])
+
+
+def test_check_model_option_and_degraded(box: Box, qsim: OllamaSimulator) -> None:
+    box.claude_plain("2.1.100")
+    box.configure(qsim.port, None)
+    data = box.json("check-compatibility", code=4)["data"]
+    assert data["verdict"] == "degraded" and data["model"] is None
+    assert any("model-specific rules were not evaluated" in n for n in data["notes"])
+    assert data["fixes"][0]["action"] == "upgrade_claude"
+    data = box.json("check-compatibility", "--model", "gemma3:1b", code=4)["data"]
+    assert data["verdict"] == "broken"
+    assert "model-without-tools" in [f["rule"] for f in data["findings"]]
+
+
+def test_check_cannot_check_exits_1(box: Box, qsim: OllamaSimulator) -> None:
+    res = box.cli("check-compatibility")  # not set up
+    assert res.returncode == 1 and "not set up" in res.stderr
+    box.configure(qsim.port)
+    env = box.json("check-compatibility", code=1)  # no claude on PATH
+    assert env["ok"] is False and "Claude Code is not installed" in env["errors"][0]["message"]
+    box.claude_plain()
+    box.configure(1)  # nothing listens there
+    res = box.cli("check-compatibility")
+    assert res.returncode == 1 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    box.configure(qsim.port, "no-such-model:1b")
+    res = box.cli("check-compatibility")
+    assert res.returncode == 1 and "not on the server" in res.stderr
+
+
+def test_probe_mid_conversation_500_is_broken_and_recorded_then_verified(
+        box: Box, qsim: OllamaSimulator) -> None:
+    box.claude_plain("2.1.240")
+    box.configure(qsim.port, "qwen3.5:35b")
+    qsim.system_mid_conversation_500 = True
+    data = box.json("check-compatibility", "--probe", code=4)["data"]
+    assert data["verdict"] == "broken"
+    checks = {c["name"]: c for c in data["probe"]["checks"]}
+    assert checks["stream_tools"]["outcome"] == "pass"
+    assert checks["thinking"]["outcome"] == "pass"
+    mid = checks["mid_conversation_system"]
+    assert mid["outcome"] == "fail"
+    assert mid["detail"] == "HTTP 500: system message must be at the beginning"
+    assert [(f["action"], f["version"]) for f in data["fixes"]] == [("pin_claude", "2.1.153")]
+    # what was sent: Claude Code's shapes
+    sent = [r for r in qsim.requests if r.path == "/v1/messages"]
+    assert {r.target for r in sent} == {"/v1/messages?beta=true"}
+    bodies = [r.json() for r in sent]
+    assert all(b["stream"] is True and b["tools"] for b in bodies)
+    assert any(m["role"] == "system" for b in bodies for m in b["messages"])
+    assert any("thinking" in b for b in bodies)
+    assert sent[0].header("anthropic-version") == "2023-06-01"
+    # recorded: a later check without --probe reports the failure
+    store = json.loads(box.store.read_text())["pairs"]
+    assert [(p["claude"], p["ollama"], p["model"], p["outcome"]) for p in store] == [
+        ("2.1.240", "0.32.15", "qwen3.5:35b", "failed")]
+    later = box.cli("check-compatibility")
+    assert later.returncode == 4 and "a probe failed on" in later.stdout
+
+    qsim.system_mid_conversation_500 = False
+    data = box.json("check-compatibility", "--probe", code=0)["data"]
+    assert data["verdict"] == "compatible" and data["probe"]["outcome"] == "verified"
+    later = box.cli("check-compatibility")
+    assert later.returncode == 0 and "verified on 20" in later.stdout
+    assert len(json.loads(box.store.read_text())["pairs"]) == 1
+
+
+def test_probe_verifies_an_untested_pair_and_skips_thinking(box: Box,
+                                                            qsim: OllamaSimulator) -> None:
+    box.claude_plain("2.1.300")
+    box.configure(qsim.port, "qwen3-coder:30b")
+    assert box.json("check-compatibility", code=3)["data"]["verdict"] == "untested"
+    data = box.json("check-compatibility", "--probe", code=0)["data"]
+    assert {c["name"]: c["outcome"] for c in data["probe"]["checks"]}["thinking"] == "skip"
+    assert box.json("check-compatibility", code=0)["data"]["verified"]["outcome"] == "verified"
+
+
+# -- downgrade-claude: native launcher --------------------------------------------------------
+
+
+def test_native_downgrade_repoints_the_launcher(box: Box) -> None:
+    launcher = box.claude_native()
+    data = box.json("downgrade-claude", "2.1.153", "--yes")["data"]
+    assert data["ok"] and data["action"] == "repoint" and data["now"] == "2.1.153"
+    assert os.readlink(launcher) == str(box.versions / "2.1.153")
+    assert box.version() == "2.1.153 (Claude Code)"
+    assert ["install", "2.1.153"] not in box.calls("claude")
+    lock = box.lock_doc()
+    assert lock["claude"] == {"version": "2.1.153", "method": "native", "path": str(launcher)}
+    assert lock["downgrade"]["ok"] is True and lock["pinned"] is False
+    again = box.json("downgrade-claude", "2.1.153", "--yes")["data"]
+    assert again["changed"] is False
+
+
+def test_native_downgrade_installs_a_missing_version(box: Box) -> None:
+    launcher = box.claude_native(on_disk=("2.1.240",))
+    data = box.json("downgrade-claude", "2.1.150", "--yes")["data"]
+    assert data["action"] == "claude install" and data["ok"]
+    assert ["install", "2.1.150"] in box.calls("claude")
+    assert os.readlink(launcher) == str(box.versions / "2.1.150")
+    assert box.version() == "2.1.150 (Claude Code)"
+
+
+@pytest.mark.parametrize("failure", ["install-fails", "new-version-broken", "on-disk-broken"])
+def test_native_downgrade_failure_restores_the_original(box: Box, failure: str) -> None:
+    launcher = box.claude_native()
+    original = os.readlink(launcher)
+    target = "2.1.153" if failure == "on-disk-broken" else "2.1.150"
+    if failure == "install-fails":
+        box.fe.fail("claude install 2.1.150")
+    else:
+        box.fe.env["FAKE_CLAUDE_BROKEN"] = target
+    res = box.cli("downgrade-claude", target, "--yes")
+    assert res.returncode == 1, res.stderr
+    assert "restored 2.1.240" in res.stderr and "Traceback" not in res.stderr
+    assert os.readlink(launcher) == original
+    assert box.version() == "2.1.240 (Claude Code)"
+    lock = box.lock_doc()
+    assert lock["downgrade"]["ok"] is False and lock["downgrade"]["restored"] is True
+    assert lock["claude"]["version"] == "2.1.240"
+
+
+def test_downgrade_asks_first(box: Box) -> None:
+    launcher = box.claude_native()
+    res = box.cli("downgrade-claude", "2.1.153")  # no terminal, no --yes
+    assert res.returncode == 1 and "--yes" in res.stderr
+    assert os.readlink(launcher) == str(box.versions / "2.1.240") and not box.lock.exists()
+
+
+def test_downgrade_target_from_rules_then_from_the_lock(box: Box,
+                                                        qsim: OllamaSimulator) -> None:
+    launcher = box.claude_native(on_disk=("2.1.240", "2.1.200", "2.1.153", "2.1.100"))
+    box.configure(qsim.port, "qwen3.5:35b")
+    qsim.version = "0.32.13"
+    data = box.json("downgrade-claude", "--yes")["data"]
+    assert (data["source"], data["to"]) == ("rules", "2.1.153")
+    assert os.readlink(launcher) == str(box.versions / "2.1.153")
+    # Claude Code's own updater moves it forward; the lock brings it back.
+    launcher.unlink()
+    launcher.symlink_to(box.versions / "2.1.240")
+    data = box.json("downgrade-claude", "--yes")["data"]
+    assert (data["source"], data["to"]) == ("lock", "2.1.153")
+
+
+def test_downgrade_target_unknown_when_ollama_is_too_old(box: Box,
+                                                         qsim: OllamaSimulator) -> None:
+    box.claude_native()
+    box.configure(qsim.port)
+    qsim.version = "0.13.0"
+    res = box.cli("downgrade-claude", "--yes")
+    assert res.returncode == 1 and "works with Ollama 0.13.0" in res.stderr
+
+
+# -- downgrade-claude: npm, Homebrew cask, unknown --------------------------------------------
+
+
+def test_npm_downgrade_and_its_failures(box: Box) -> None:
+    box.claude_npm("2.1.240")
+    data = box.json("downgrade-claude", "2.1.153", "--yes")["data"]
+    assert data["ok"] and data["method"] == "npm" and box.version() == "2.1.153 (Claude Code)"
+    assert ["install", "-g", "@anthropic-ai/claude-code@2.1.153"] in box.calls("npm")
+
+    box.fe.fail("npm install -g @anthropic-ai/claude-code@2.1.100")
+    res = box.cli("downgrade-claude", "2.1.100", "--yes")
+    assert res.returncode == 1 and "restored 2.1.153" in res.stderr
+    assert box.version() == "2.1.153 (Claude Code)"
+    assert box.calls("npm")[-1] == ["install", "-g", "@anthropic-ai/claude-code@2.1.100"]
+
+    box.fe.clear_failures()
+    box.fe.env["FAKE_CLAUDE_BROKEN"] = "2.1.99"
+    res = box.cli("downgrade-claude", "2.1.99", "--yes")
+    assert res.returncode == 1 and "restored 2.1.153" in res.stderr
+    assert box.version() == "2.1.153 (Claude Code)"
+    assert box.calls("npm")[-1] == ["install", "-g", "@anthropic-ai/claude-code@2.1.153"]
+    assert box.lock_doc()["downgrade"] | {"date": ""} == {
+        "date": "", "from": "2.1.153", "to": "2.1.99", "method": "npm", "ok": False,
+        "restored": True, "detail": box.lock_doc()["downgrade"]["detail"]}
+
+
+def test_cask_downgrade_explains_and_installs_the_native_build(box: Box) -> None:
+    box.claude_cask("2.1.240")
+    plan = box.cli("downgrade-claude", "2.1.153")
+    assert plan.returncode == 1 and "--yes" in plan.stderr
+    data = box.json("downgrade-claude", "2.1.153", "--yes")["data"]
+    assert data["action"] == "native-instead" and "cannot install" in data["explanation"]
+    assert data["ok"] and data["method"] == "native"
+    launcher = box.local_bin / "claude"
+    assert os.readlink(launcher) == str(box.versions / "2.1.153")
+    assert box.fe.run([launcher, "--version"]).stdout == "2.1.153 (Claude Code)\n"
+    assert any("still" in n for n in data["notes"])  # ~/.local/bin is not first on PATH
+    assert box.lock_doc()["claude"]["method"] == "native"
+
+
+def test_cask_native_install_failure_leaves_everything_as_it_was(box: Box) -> None:
+    box.claude_cask("2.1.240")
+    box.fe.fail("claude install 2.1.153")
+    res = box.cli("downgrade-claude", "2.1.153", "--yes")
+    assert res.returncode == 1 and "restored 2.1.240" in res.stderr
+    assert not (box.local_bin / "claude").exists()
+    assert box.version() == "2.1.240 (Claude Code)"
+
+
+def test_unknown_install_method_is_refused(box: Box) -> None:
+    box.claude_plain()
+    res = box.cli("downgrade-claude", "2.1.153", "--yes")
+    assert res.returncode == 1 and "cannot tell how Claude Code" in res.stderr
+    assert box.cli("pin", "--claude").returncode == 1
+    assert not box.lock.exists()
+
+
+# -- pin / unpin: Claude Code ------------------------------------------------------------------
+
+
+SETTINGS = ('{\n    "model": "opus",\n    "env": {"FOO": "bar"},\n    "permissions": '
+            '{"allow": ["Bash(ls:*)"]},\n    "cleanupPeriodDays": 30\n}')
+
+
+@pytest.mark.parametrize("prior_lock", [False, True], ids=["no-lock-before", "lock-before"])
+def test_pin_then_unpin_restores_settings_and_lock_exactly(box: Box, prior_lock: bool) -> None:
+    box.claude_native()
+    box.settings.parent.mkdir(parents=True)
+    box.settings.write_text(SETTINGS)
+    box.settings.chmod(0o600)
+    if prior_lock:
+        for version in ("2.1.153", "2.1.240"):
+            assert box.cli("downgrade-claude", version, "--yes").returncode == 0
+        box.lock.write_text(box.lock.read_text() + "# my note\n")
+    before = snapshot(box.home)
+
+    data = box.json("pin", "--claude")["data"]
+    assert data["pinned"]["claude"] == {"version": "2.1.240", "method": "native",
+                                        "path": str(box.local_bin / "claude"),
+                                        "previous": "2.1.240"}
+    doc = json.loads(box.settings.read_text())
+    assert doc["env"] == {"FOO": "bar", "DISABLE_AUTOUPDATER": "1"}
+    assert {k: v for k, v in doc.items() if k != "env"} == {
+        "model": "opus", "permissions": {"allow": ["Bash(ls:*)"]}, "cleanupPeriodDays": 30}
+    assert oct(box.settings.stat().st_mode & 0o777) == "0o600"
+    lock = box.lock_doc()
+    assert lock["pinned"] is True and lock["claude"]["version"] == "2.1.240"
+    assert lock["pin"]["settings"]["previous_present"] is False
+    assert box.json("pin", "--claude")["data"]["notes"]  # pinning again: no change
+
+    data = box.json("unpin")["data"]
+    assert data["unpinned"] is True
+    assert snapshot(box.home) == before
+    assert box.json("unpin")["data"]["unpinned"] is False
+
+
+def test_pin_refuses_an_unparseable_settings_file_and_changes_nothing(box: Box) -> None:
+    box.claude_native()
+    box.settings.parent.mkdir(parents=True)
+    box.settings.write_text('{"model": "opus",}')
+    before = snapshot(box.home)
+    env = box.json("pin", "--claude", "2.1.153", code=4)
+    assert "not valid JSON" in env["errors"][0]["message"]
+    assert snapshot(box.home) == before
+    assert box.version() == "2.1.240 (Claude Code)"
+
+
+def test_pin_with_a_version_switches_and_unpin_switches_back(box: Box) -> None:
+    launcher = box.claude_native()
+    data = box.json("pin", "--claude", "2.1.153")["data"]
+    assert data["pinned"]["claude"]["version"] == "2.1.153"
+    assert box.version() == "2.1.153 (Claude Code)"
+    assert json.loads(box.settings.read_text()) == {"env": {"DISABLE_AUTOUPDATER": "1"}}
+    box.json("unpin")
+    assert os.readlink(launcher) == str(box.versions / "2.1.240")
+    assert not box.settings.exists() and not box.settings.parent.exists()
+    assert not box.lock.exists()
+
+
+def test_pin_npm_with_a_version_and_failure(box: Box) -> None:
+    box.claude_npm("2.1.240")
+    box.fe.fail("npm install -g @anthropic-ai/claude-code@2.1.100")
+    before = snapshot(box.home)
+    assert box.cli("pin", "--claude", "2.1.100").returncode == 1
+    assert snapshot(box.home) == before and box.version() == "2.1.240 (Claude Code)"
+    box.fe.clear_failures()
+    assert box.json("pin", "--claude", "2.1.153")["data"]["pinned"]["claude"]["method"] == "npm"
+    assert box.version() == "2.1.153 (Claude Code)"
+    box.json("unpin")
+    assert box.version() == "2.1.240 (Claude Code)"
+
+
+def test_pin_cask_uses_brew_pin_and_unpin_reverses_it(box: Box) -> None:
+    box.claude_cask("2.1.240")
+    data = box.json("pin", "--claude")["data"]
+    assert data["pinned"]["claude"]["method"] == "brew-cask"
+    assert ["pin", "--cask", "claude-code"] in box.calls("brew")
+    assert box.fe.run(["brew", "list", "--pinned"]).stdout.split() == ["claude-code"]
+    assert json.loads(box.settings.read_text())["env"]["DISABLE_AUTOUPDATER"] == "1"
+    box.json("unpin")
+    assert ["unpin", "--cask", "claude-code"] in box.calls("brew")
+    assert box.fe.run(["brew", "list", "--pinned"]).stdout == ""
+    env = box.json("pin", "--claude", "2.1.153", code=1)  # a cask cannot install that
+    assert "cask" in env["errors"][0]["message"] and not box.lock.exists()
+
+
+def test_pin_cask_on_a_homebrew_without_cask_pins_is_a_note(box: Box) -> None:
+    box.claude_cask("2.1.240")
+    box.fe.fail("brew pin --cask")
+    data = box.json("pin", "--claude")["data"]
+    assert any("cannot pin the claude-code cask" in n for n in data["notes"])
+    assert box.lock_doc()["pin"].get("claude_brew_pinned") is None
+
+
+# -- pin / unpin: Aider ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["uv", "pipx", "pip"])
+def test_pin_aider_with_a_version_and_unpin(box: Box, method: str) -> None:
+    box.aider_with(method, "0.86.1")
+    data = box.json("pin", "--aider", "0.85.0")["data"]
+    assert data["pinned"]["aider"] == {"version": "0.85.0", "method": method,
+                                       "path": data["pinned"]["aider"]["path"],
+                                       "previous": "0.86.1"}
+    assert box.version("aider") == "aider 0.85.0"
+    assert not box.settings.exists()  # Claude Code's settings are not Aider's business
+    box.json("unpin")
+    assert box.version("aider") == "aider 0.86.1"
+    assert not box.lock.exists()
+    if method == "uv":
+        assert box.calls("uv")[-3:] == [["tool", "install", "aider-chat==0.85.0"],
+                                        ["tool", "install", "aider-chat==0.86.1"],
+                                        ["tool", "install", "aider-chat"]]
+        assert box.version("aider") == "aider 0.86.1"
+    if method == "pipx":
+        assert box.calls("pipx")[-1] == ["install", "--force", "aider-chat==0.86.1"]
+
+
+@pytest.mark.parametrize("method", ["uv", "pipx", "pip"])
+@pytest.mark.parametrize("failure", ["install-fails", "new-version-broken"])
+def test_pin_aider_failure_restores_the_original(box: Box, method: str, failure: str) -> None:
+    box.aider_with(method, "0.86.1")
+    if failure == "install-fails":
+        prefix = {"uv": "uv tool install aider-chat==0.85.0",
+                  "pipx": "pipx install --force aider-chat==0.85.0",
+                  "pip": "pip install aider-chat==0.85.0"}[method]
+        box.fe.fail(prefix)
+    else:
+        box.fe.env["FAKE_AIDER_BROKEN"] = "0.85.0"
+    res = box.cli("pin", "--aider", "0.85.0")
+    assert res.returncode == 1 and "restored 0.86.1" in res.stderr, res.stderr
+    assert box.version("aider") == "aider 0.86.1"
+    assert not box.lock.exists()
+
+
+def test_pin_aider_current_version_records_the_requirement(box: Box) -> None:
+    box.aider_with("uv", "0.86.1")
+    box.json("pin", "--aider")
+    assert box.calls("uv")[-1] == ["tool", "install", "aider-chat==0.86.1"]
+    receipt = next(box.home.rglob("uv-receipt.toml")).read_text()
+    assert 'specifier = "==0.86.1"' in receipt
+    box.json("unpin")
+    receipt = next(box.home.rglob("uv-receipt.toml")).read_text()
+    assert "specifier" not in receipt and box.version("aider") == "aider 0.86.1"
+
+
+def test_pin_aider_homebrew(box: Box) -> None:
+    box.aider_with("brew", "0.86.1")
+    data = box.json("pin", "--aider")["data"]
+    assert data["pinned"]["aider"]["method"] == "brew"
+    assert ["pin", "aider"] in box.calls("brew")
+    box.json("unpin")
+    assert ["unpin", "aider"] in box.calls("brew")
+    env = box.json("pin", "--aider", "0.80.0", code=1)
+    assert "cannot install Aider 0.80.0" in env["errors"][0]["message"]
+
+
+def test_pin_everything_and_roll_back_as_a_whole(box: Box, qsim: OllamaSimulator) -> None:
+    launcher = box.claude_native()
+    box.aider_with("uv", "0.86.1")
+    box.configure(qsim.port)
+    data = box.json("pin")["data"]  # no option: every installed tool at its version
+    assert set(data["pinned"]) == {"claude", "aider"}
+    assert data["ollama_version"] == "0.32.15" and data["verified"] is False
+    box.json("unpin")
+    assert not box.lock.exists() and not box.settings.exists()
+
+    before = snapshot(box.home)
+    box.fe.fail("uv tool install aider-chat==9.9.9")
+    res = box.cli("pin", "--claude", "2.1.153", "--aider", "9.9.9")
+    assert res.returncode == 1 and "nothing changed" in res.stderr, res.stderr
+    assert os.readlink(launcher) == str(box.versions / "2.1.240")
+    assert {k: v for k, v in snapshot(box.home).items()
+            if "versions/" not in k} == {k: v for k, v in before.items() if "versions/" not in k}
+
+
+def test_pin_records_a_verified_pair(box: Box, qsim: OllamaSimulator) -> None:
+    box.claude_native()
+    box.configure(qsim.port)
+    assert box.cli("check-compatibility", "--probe").returncode == 0
+    data = box.json("pin", "--claude")["data"]
+    assert data["verified"] is True
+    lock = box.lock_doc()
+    assert (lock["ollama_version"], lock["model"], lock["verified"]) == (
+        "0.32.15", "qwen3-coder:30b", True)
+
+
+def test_pin_again_then_downgrade_then_unpin_goes_back_to_before_the_first_pin(
+        box: Box) -> None:
+    launcher = box.claude_native()
+    box.settings.parent.mkdir(parents=True)
+    box.settings.write_text(SETTINGS)
+    before = snapshot(box.home)
+    box.json("pin", "--claude", "2.1.153")
+    box.json("pin", "--claude", "2.1.150")  # not on disk: `claude install 2.1.150`
+    assert box.version() == "2.1.150 (Claude Code)"
+    box.json("downgrade-claude", "2.1.153", "--yes")
+    lock = box.lock_doc()
+    assert lock["pinned"] is True and lock["claude"]["version"] == "2.1.153"
+    assert lock["pin"]["claude_previous_version"] == "2.1.240"
+    box.json("unpin")
+    assert os.readlink(launcher) == str(box.versions / "2.1.240")
+    after = snapshot(box.home)
+    assert after.pop(".local/share/claude/versions/2.1.150").startswith("#!")  # kept on disk
+    assert after == before
