@@ -22,6 +22,7 @@ from typing import Any
 
 from aicommon.errors import AiError, ExitCode
 from aicommon.fsutil import atomic_write
+from aicommon.tailscale import is_tailscale_ip
 from aiserver.gateway import CHECK
 from aiserver.settings import Settings, split_hostport
 
@@ -55,9 +56,10 @@ def relay_socket(sock_dir: Path, index: int) -> Path:
     return sock_dir / f"relay-{index}.sock"
 
 
-def resolved(node: str) -> str:
-    """`ip:port` for a MagicDNS node, resolved now (every run/reload resolves again); a name
-    that does not resolve (machine off the tailnet) stays unusable until the next reload."""
+def safe_address(node: str) -> str | None:
+    """Where a node really is: the literal address, or what its MagicDNS name resolves to now
+    — but only if that is a loopback or Tailscale address (a name answered by another DNS
+    must never receive the node's token or users' prompts). None: unusable for now."""
     host, port = split_hostport(node, "pool node")
     try:
         ipaddress.ip_address(host)
@@ -67,9 +69,18 @@ def resolved(node: str) -> str:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
-        return f"{node} init-addr none"
-    ip = str(infos[0][4][0])
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        return None
+    for info in infos:
+        ip = str(info[4][0])
+        if ipaddress.ip_address(ip).is_loopback or is_tailscale_ip(ip):
+            return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+    return None
+
+
+def resolved(node: str) -> str:
+    """The relay's server address; a node without a safe address stays disabled
+    (`init-addr none`) until a later run or reload resolves it."""
+    return safe_address(node) or f"{node} init-addr none"
 
 
 def relayed(node: str, tokens: dict[str, str]) -> bool:
@@ -94,9 +105,15 @@ def _json_error(status_kind: str, shape: str) -> str:
     return json.dumps({"error": msg}, separators=(",", ":"))
 
 
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")
+
+
 def model_names(entries: list[dict[str, Any]]) -> list[str]:
-    return [str(e.get("name") or e.get("model")) for e in entries
-            if isinstance(e, dict) and (e.get("name") or e.get("model"))]
+    """Model names from a node's /api/tags; anything that is not a plain name (whitespace,
+    control characters…) is dropped: names become lines of models.map."""
+    names = [str(e.get("name") or e.get("model")) for e in entries
+             if isinstance(e, dict) and (e.get("name") or e.get("model"))]
+    return [n for n in names if MODEL_NAME.fullmatch(n)]
 
 
 def render_pool(settings: Settings, target_dir: Path, sock_dir: Path,
@@ -194,9 +211,8 @@ def render_pool(settings: Settings, target_dir: Path, sock_dir: Path,
     union: dict[str, dict[str, Any]] = {}
     for node in nodes:
         for entry in models.get(node, []):
-            if isinstance(entry, dict):
-                union.setdefault(model_names([entry])[0] if model_names([entry]) else "", entry)
-    union.pop("", None)
+            for name in model_names([entry]):
+                union.setdefault(name, entry)
     names = sorted(union)
     v1 = {"object": "list", "data": [
         {"id": n, "object": "model", "created": _created(union[n]), "owned_by": "library"}
@@ -279,10 +295,15 @@ def refresh(settings: Settings, timeout: float = 3.0) -> dict[str, Any]:
     old = stored_models(settings)
     report: dict[str, Any] = {"time": int(time.time()), "nodes": {}}
     for node in settings.pool.nodes:
-        host, port = split_hostport(node, "pool node")
-        url = f"http://{f'[{host}]' if ':' in host else host}:{port}/api/tags"
-        headers = {"Authorization": f"Bearer {tokens[node]}"} if node in tokens else {}
+        address = safe_address(node)
         entry: dict[str, Any]
+        if address is None:
+            report["nodes"][node] = {"ok": False, "models": old.get(node, []),
+                                     "stale": node in old,
+                                     "error": "does not resolve to a Tailscale address"}
+            continue
+        url = f"http://{address}/api/tags"
+        headers = {"Authorization": f"Bearer {tokens[node]}"} if node in tokens else {}
         try:
             resp = request("GET", url, headers=headers, timeout=(timeout, timeout),
                            what=f"pool node {node}")

@@ -223,6 +223,9 @@ def validate(s: Settings) -> Settings:
         if not 1 <= port <= 65535:
             raise _bad(f"{name} {port} is out of range", "use a port between 1 and 65535")
     host, uport = split_hostport(g.upstream)
+    if g.metrics_port in (g.port, uport):
+        raise _bad(f"gateway.metrics_port {g.metrics_port} is also the gateway's or Ollama's "
+                   "port", "give the Prometheus exporter a port of its own (default 8405)")
     try:
         up_ip = ipaddress.ip_address(host)
     except ValueError:

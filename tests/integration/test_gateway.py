@@ -454,3 +454,25 @@ def test_gateway_listens_on_v4_and_v6_loopback(sim: OllamaSimulator,
     assert wait_port("::1", gw.port)
     assert call("::1", gw.port, "GET", "/api/version")[0] == 200
     assert call("127.0.0.1", gw.port, "GET", "/api/version")[0] == 200
+
+
+def test_post_without_content_length_is_411_even_over_http2(
+    sim: OllamaSimulator, gateway_factory: GatewayFactory
+) -> None:
+    """HTTP/2 needs no Content-Length: such a body's size is unknown up front, so it is refused
+    like a chunked upload (found by review: it bypassed max_body_bytes)."""
+    from tests.support.hostile_corpus import Case, h2_request, send
+
+    gw = gateway_factory(sim.port, limits={"max_body_bytes": 1000})
+    sim.clear()
+    body = b'{"model":"qwen3-coder:30b","messages":[{"role":"user","content":"' + \
+        b"x" * 5000 + b'"}]}'
+    raw = h2_request([(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"gw"),
+                      (b":path", b"/v1/chat/completions"),
+                      (b"content-type", b"application/json")], body)
+    out = send(gw.host, gw.port, Case("h2 no length", "h2", raw, frozenset({411}), h2=True))
+    assert out.status == 411
+    r = exchange(gw.host, gw.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: g\r\n"
+                 b"Connection: close\r\n\r\n")
+    assert r.status == 411 and json.loads(r.body)["error"]["code"] == "length_required"
+    assert forwarded(sim) == []

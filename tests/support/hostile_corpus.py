@@ -614,10 +614,10 @@ def _framing(b: _Builder) -> None:
             ("cl space before colon", "Content-Length : 2\r\n", b"{}")]:
         b.add(f"framing {name}", cat, post(name, hdrs, body), {400})
     # obs-fold: HAProxy unfolds the line into the X-A value, so there is no Transfer-Encoding
-    # and no body; the simulator answers the empty POST with 400
+    # and no Content-Length: a POST without a length is refused with 411 at the gateway
     b.add("framing te hidden in an obs-fold", cat,
-          post("te obs-fold", "X-A: b\r\n Transfer-Encoding: chunked\r\n", chunked), {400},
-          forwarded_as=("POST", chat))
+          post("te obs-fold", "X-A: b\r\n Transfer-Encoding: chunked\r\n", chunked), {411},
+          code="length_required")
     b.add("framing te gzip, chunked", cat,
           post("te gzip chunked", "Transfer-Encoding: gzip, chunked\r\n", chunked), {422})
     # accepted framings on an allowlisted route: the simulator sees one well-formed body

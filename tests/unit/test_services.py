@@ -102,3 +102,44 @@ def test_context_length_is_lowered_on_small_machines(mem_gib: int | None, want: 
     got, note = preflight.context_for_memory(65536, mem_gib * 2**30 if mem_gib else None)
     assert got == want
     assert (note is not None) == (want != 65536)
+
+
+def test_pool_node_names_only_reach_tailscale_or_loopback_addresses(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A MagicDNS name answered by another DNS must never get the node's token."""
+    import socket
+
+    from aiserver import pool
+    from aiserver.settings import parse
+
+    answers = {"evil": "203.0.113.7", "good": "100.101.1.2"}
+
+    def fake_getaddrinfo(host: str, port: int, **kw: object) -> list[tuple[object, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host.split(".")[0]],
+                                                              port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    assert pool.safe_address("evil.tail1234.ts.net:11434") is None
+    assert pool.safe_address("good.tail1234.ts.net:11434") == "100.101.1.2:11434"
+    s = parse('[pool]\nnodes = ["evil.tail1234.ts.net:11434", "good.tail1234.ts.net:11434"]\n')
+    out = pool.render_pool(s, tmp_path, tmp_path, {}, {
+        "evil.tail1234.ts.net:11434": "token-evil-0123456789",
+        "good.tail1234.ts.net:11434": "token-good-0123456789"})
+    assert "203.0.113.7" not in out.backends
+    assert "evil.tail1234.ts.net:11434 init-addr none" in out.backends
+    assert "100.101.1.2:11434" in out.backends
+
+
+def test_pool_model_names_cannot_inject_map_lines(tmp_path: Path) -> None:
+    from aiserver import pool
+    from aiserver.settings import parse
+
+    s = parse('[pool]\nnodes = ["127.0.0.1:11434", "127.0.0.2:11434"]\n')
+    models = {"127.0.0.1:11434": [{"name": "qwen3-coder:30b"}],
+              "127.0.0.2:11434": [{"name": "evil\nqwen3-coder:30b node_0 x"},
+                                  {"name": "hf.co/org/model:Q4_K_M"}]}
+    out = pool.render_pool(s, tmp_path, tmp_path, models, {})
+    mapping = dict(out.files)["models.map"]
+    assert mapping.splitlines() == ["hf.co/org/model:Q4_K_M pool_1",
+                                    "qwen3-coder:30b pool_0"]

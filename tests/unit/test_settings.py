@@ -104,3 +104,12 @@ def test_load_reads_the_file(tmp_path: Path) -> None:
     f.write_text('[gateway]\nport = 11500\n')
     s = load(f)
     assert s.gateway.port == 11500 and s.source == str(f)
+
+
+@pytest.mark.parametrize("text", [
+    '[gateway]\nport = 11435\nmetrics_port = 11435\n',
+    '[gateway]\nmetrics_port = 11434\n',  # Ollama's port
+])
+def test_metrics_port_must_be_its_own(text: str) -> None:
+    """Found by review: on the gateway's port the exporter would answer tailnet peers."""
+    assert "metrics_port" in refused(text).message
