@@ -55,7 +55,7 @@ def atomic_write(
     """Write `content` to `path` so readers see the old file or the new one, never half.
 
     Symlinks are followed and their target rewritten (the link stays a link). The existing
-    file's permission bits are kept unless `mode` is given (use 0o600 for secrets); new files
+    file's owner (when running as root) and permission bits are kept unless `mode` is given (use 0o600 for secrets); new files
     get `mode` or 0o644. Writing identical content is a no-op (changed=False). With backup, the
     old content is copied aside first and the copy's path returned.
     """
@@ -87,6 +87,9 @@ def atomic_write(
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
         try:
             os.fchmod(fd, final_mode)
+            if existing_stat is not None and os.geteuid() == 0:
+                # under sudo, keep a user's file theirs (root would otherwise take it over)
+                os.fchown(fd, existing_stat.st_uid, existing_stat.st_gid)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()

@@ -85,3 +85,14 @@ def test_interrupted_write_removes_temp_and_keeps_original(
 def test_refuses_directory_target(tmp_path: Path) -> None:
     with pytest.raises(AiError):
         atomic_write(tmp_path, "x")
+
+
+def test_keeps_the_owner_when_root_rewrites_a_users_file(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root can write a file owned by another user")
+    target = tmp_path / "rc"
+    target.write_text("old")
+    os.chown(target, 12345, 23456)
+    atomic_write(target, "new")
+    st = target.stat()
+    assert (st.st_uid, st.st_gid) == (12345, 23456) and target.read_text() == "new"
