@@ -56,8 +56,9 @@ def atomic_write(
 
     Symlinks are followed and their target rewritten (the link stays a link). The existing
     file's owner (when running as root) and permission bits are kept unless `mode` is given
-    (use 0o600 for secrets); new files get `mode` or 0o644. Writing identical content is a no-op (changed=False). With backup, the
-    old content is copied aside first and the copy's path returned.
+    (use 0o600 for secrets); new files get `mode` or 0o644. Writing identical content is a
+    no-op (changed=False). With backup, the old content is copied aside first and the copy's
+    path returned.
     """
     target = resolve_target(Path(path))
     data = content.encode("utf-8") if isinstance(content, str) else content
