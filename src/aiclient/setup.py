@@ -3,7 +3,6 @@ as a whole on failure; uninstall removes exactly what setup wrote."""
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import os
@@ -27,7 +26,7 @@ from aiclient.settings import load as load_settings
 from aiclient.tools import aider, claude
 from aicommon import tailscale
 from aicommon.errors import AiError, ExitCode
-from aicommon.fsutil import atomic_write, make_dirs
+from aicommon.fsutil import atomic_write, make_dirs, remove_created_dirs, restore_file
 from aicommon.paths import client_paths
 
 MANIFEST = "setup.json"
@@ -224,24 +223,16 @@ def _restore(done: _Done) -> list[str]:
     problems = []
     for change in reversed(done.rc):
         try:
-            if change.before is None:
-                change.target.path.unlink(missing_ok=True)
-            else:
-                atomic_write(change.target.path, change.before.encode("utf-8",
-                                                                       "surrogateescape"))
+            restore_file(change.target.path, None if change.before is None
+                         else change.before.encode("utf-8", "surrogateescape"))
         except (OSError, AiError) as exc:
             problems.append(f"{change.target.path}: {exc}")
     for f, mode in reversed(done.files):
         try:
-            if f.before is None:
-                f.path.unlink(missing_ok=True)
-            else:
-                atomic_write(f.path, f.before, mode=mode)
+            restore_file(f.path, f.before, mode)
         except (OSError, AiError) as exc:
             problems.append(f"{f.path}: {exc}")
-    for d in reversed(done.created_dirs):
-        with contextlib.suppress(OSError):
-            d.rmdir()
+    remove_created_dirs(done.created_dirs)
     return problems
 
 
@@ -369,7 +360,5 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
         cfg.unlink()
         removed.append(str(cfg))
         kept = []
-    for d in reversed(manifest.get("created_dirs", [])):
-        with contextlib.suppress(OSError):
-            Path(d).rmdir()  # only empty ones
+    remove_created_dirs(manifest.get("created_dirs", []))
     return {"removed": removed, "kept": kept, "was_set_up": bool(manifest)}

@@ -8,6 +8,7 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,3 +118,19 @@ def make_dirs(path: Path, created: list[Path]) -> None:
     for d in reversed(missing):
         d.mkdir()
         created.append(d)
+
+
+def restore_file(path: Path, before: str | bytes | None, mode: int | None = None) -> None:
+    """Put a file back as it was before an apply: its old content, or gone if it was absent."""
+    if before is None:
+        path.unlink(missing_ok=True)
+    else:
+        atomic_write(path, before, mode=mode)
+
+
+def remove_created_dirs(created: Sequence[Path | str]) -> None:
+    """Undo `make_dirs`: remove the directories it recorded, deepest first, each only if it is
+    empty now (anything put there since stays)."""
+    for d in reversed(created):
+        with contextlib.suppress(OSError):
+            Path(d).rmdir()

@@ -6,7 +6,6 @@ the same settings gives an empty plan. Every step that can fail is undone as a w
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import os
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aicommon.errors import AiError, ExitCode
-from aicommon.fsutil import atomic_write, make_dirs
+from aicommon.fsutil import atomic_write, make_dirs, remove_created_dirs, restore_file
 from aicommon.paths import AppPaths, server_paths
 from aiserver import preflight, services, system
 from aiserver.services import Manager, ServiceSpec
@@ -283,10 +282,7 @@ def _rollback(plan: Plan, applied: Applied, remove_trees: tuple[Path, ...] = ())
                 problems.append(f"stop {action.spec.key}: {exc.message}")
     for change, old_mode in reversed(applied.written):
         try:
-            if change.old is None:
-                change.path.unlink(missing_ok=True)
-            else:
-                atomic_write(change.path, change.old, mode=old_mode)
+            restore_file(change.path, change.old, old_mode)
         except (OSError, AiError) as exc:
             problems.append(f"restore {change.path}: {exc}")
     for action in started:
@@ -297,9 +293,7 @@ def _rollback(plan: Plan, applied: Applied, remove_trees: tuple[Path, ...] = ())
                 problems.append(f"restart {action.spec.key}: {exc.message}")
     for tree in remove_trees:  # written by services we started (not by this process)
         shutil.rmtree(tree, ignore_errors=True)
-    for d in reversed(applied.created_dirs):
-        with contextlib.suppress(OSError):
-            d.rmdir()
+    remove_created_dirs(applied.created_dirs)
     return problems
 
 
@@ -453,9 +447,7 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
                 shutil.rmtree(d)
                 removed.append(str(d))
         kept = []
-    for d in reversed(manifest.get("created_dirs", [])):
-        with contextlib.suppress(OSError):
-            Path(d).rmdir()  # only if empty: never removes anything else
+    remove_created_dirs(manifest.get("created_dirs", []))
     return {"stopped": stopped, "removed": removed, "kept": kept, "models": "kept"}
 
 
