@@ -27,13 +27,12 @@ import json
 import re
 import socket
 import struct
-import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from aiserver.allowlist import ENTRIES, NEVER, entries_for, is_allowed, probe_body
-from tests.support.rawhttp import parse_response
+from tests.support.rawhttp import parse_response, read_until
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 BAD_IN_PATH = ("%", "..", "//", "\\")
@@ -202,23 +201,6 @@ def _h2_parse(data: bytes) -> tuple[int, bytes, list[str], bool]:
 
 # -- sending -------------------------------------------------------------------------------------
 
-def _read(sock: socket.socket, timeout: float,
-          done: Callable[[bytes], bool] | None = None) -> bytes:
-    data = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            chunk = sock.recv(65536)
-        except (TimeoutError, ConnectionResetError):
-            break
-        if not chunk:
-            break
-        data += chunk
-        if done is not None and done(data):
-            break
-    return data
-
-
 def split_responses(data: bytes, head: bool) -> Outcome:
     """Every HTTP/1 response in `data` (the server closed after the last one); 1xx skipped."""
     out = Outcome([], [], [], data)
@@ -259,10 +241,10 @@ def send(host: str, port: int, case: Case, timeout: float = 5.0) -> Outcome:
         with contextlib.suppress(OSError):  # the gateway may answer and close before the end
             sock.sendall(case.raw)
         if case.h2:
-            data = _read(sock, timeout, lambda d: _h2_parse(d)[3])
+            data = read_until(sock, timeout, lambda d: _h2_parse(d)[3])
             status, body, events, _ = _h2_parse(data)
             return Outcome([status], [""], [body], data, events)
-        data = _read(sock, timeout)
+        data = read_until(sock, timeout)
     return split_responses(data, case.head)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -65,11 +66,28 @@ def parse_response(data: bytes, head_only: bool = False) -> tuple[RawResponse | 
     return RawResponse(status, reason, headers, rest, data), False  # until close
 
 
+def read_until(sock: socket.socket, timeout: float,
+               done: Callable[[bytes], bool] | None = None) -> bytes:
+    """Read until `done(data)`, the peer closes or resets, or `timeout` seconds pass."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        data += chunk
+        if done is not None and done(data):
+            break
+    return data
+
+
 def exchange(host: str, port: int, request: bytes, *, timeout: float = 10.0,
              head_only: bool = False) -> RawResponse:
     """Send `request` as-is on a new connection and read one response."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    data = b""
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
@@ -78,18 +96,7 @@ def exchange(host: str, port: int, request: bytes, *, timeout: float = 10.0,
             return RawResponse(0, "", [], b"", b"")  # refused before any response
         with contextlib.suppress(OSError):  # the server may answer and close before reading all
             sock.sendall(request)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            data += chunk
-            resp, done = parse_response(data, head_only)
-            if resp is not None and done:
-                return resp
+        data = read_until(sock, timeout, lambda d: all(parse_response(d, head_only)))
     resp, _ = parse_response(data, head_only)
     return resp if resp is not None else RawResponse(0, "", [], b"", data)
 
