@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import tsfake
+from tests.support.fakes._fakelib import pid_alive  # the fakes' own liveness check
 
 FAKES_DIR = Path(__file__).resolve().parent / "fakes"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -102,33 +103,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = data[data.rindex(")") + 2:].split()
-    return fields[0], int(fields[19])
-
-
-def pid_alive(pid: int | None, starttime: int | None = None) -> bool:
-    """True when ``pid`` runs (a zombie or a reused pid does not count)."""
-    if not pid or pid <= 0:
-        return False
-    if os.path.isdir("/proc/self"):
-        stat = _proc_stat(pid)
-        if stat is None or stat[0] in ("Z", "X", "x"):
-            return False
-        return starttime is None or stat[1] == starttime
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
