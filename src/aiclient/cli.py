@@ -8,8 +8,8 @@ import click
 
 from aicommon.clikit import (
     begin,
-    checks_text,
     finish,
+    finish_checks,
     human_kv,
     json_option,
     make_group,
@@ -143,8 +143,7 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
     app = begin(ctx, as_json)
     from aiclient import health
 
-    data = health.status(app.config)
-    finish(app, data, lambda d: checks_text(d["checks"]))
+    finish_checks(app, health.status(app.config))
 
 
 @cli.command("doctor")
@@ -155,10 +154,7 @@ def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
     app = begin(ctx, as_json)
     from aiclient import health
 
-    checks = health.doctor(app.config)
-    failed = any(c["status"] == "FAIL" for c in checks)
-    finish(app, {"checks": checks}, lambda d: checks_text(d["checks"]), ok=not failed,
-           exit_code=3 if failed else 0)
+    finish_checks(app, {"checks": health.doctor(app.config)})
 
 
 def _register() -> None:

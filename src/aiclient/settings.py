@@ -151,11 +151,16 @@ def default_path() -> Path:
 
 
 def load(path: Path | None = None) -> ClientSettings:
+    from aicommon.fsutil import read_settings_text
+
     target = path or default_path()
     try:
-        text = target.read_text(encoding="utf-8")
+        text = read_settings_text(target)
     except FileNotFoundError:
         raise AiError(f"ai-client is not set up ({target} does not exist)",
                       "run `ai-client setup --server <MagicDNS name>`", code="config.missing",
+                      exit_code=ExitCode.CONFIG) from None
+    except OSError as exc:
+        raise AiError(f"cannot read {target}: {exc.strerror}", code="config.unreadable",
                       exit_code=ExitCode.CONFIG) from None
     return parse(text, str(target))

@@ -183,6 +183,14 @@ def _typed(section: str, cls: type[Any], raw: Any) -> Any:
     return cls(**values)
 
 
+def check_keep_alive(value: str, what: str = "ollama.keep_alive") -> str:
+    """OLLAMA_KEEP_ALIVE: a Go duration, whole seconds, or -1 (forever)."""
+    if not _GO_DURATION.match(value):
+        raise _bad(f"{what} {value!r} is not a duration".lstrip(),
+                   "write it like \"30m\", \"2h\", \"300\" (seconds) or \"-1\" (forever)")
+    return value
+
+
 def check_node(node: str) -> tuple[str, int]:
     """A pool node: loopback or Tailscale address, or a MagicDNS name, with a port."""
     host, port = split_hostport(node, "pool node")
@@ -250,9 +258,7 @@ def validate(s: Settings) -> Settings:
     if o.context_length < 2048:
         raise _bad(f"ollama.context_length {o.context_length} is too small",
                    "use at least 2048; coding agents want 65536 or more")
-    if not _GO_DURATION.match(o.keep_alive):
-        raise _bad(f"ollama.keep_alive {o.keep_alive!r} is not a duration",
-                   "write it like \"30m\", \"2h\", \"300\" (seconds) or \"-1\" (forever)")
+    check_keep_alive(o.keep_alive)
     if o.kv_cache_type not in KV_CACHE_TYPES:
         raise _bad(f"ollama.kv_cache_type {o.kv_cache_type!r} is unknown",
                    f"use one of {', '.join(KV_CACHE_TYPES)}")
@@ -296,8 +302,10 @@ def load(path: Path | None) -> Settings:
 
     explicit = path is not None
     target = path if path is not None else server_paths().config_file
+    from aicommon.fsutil import read_settings_text
+
     try:
-        text = target.read_text(encoding="utf-8")
+        text = read_settings_text(target)
     except FileNotFoundError:
         if explicit:
             raise AiError(f"settings file {target} does not exist",
