@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from aicommon.errors import AiError, ExitCode
+from aicommon.errors import AiError, ExitCode, type_mismatch
 from aicommon.tailscale import is_tailscale_ip
 from aiserver.allowlist import PROFILES
 
@@ -172,14 +172,12 @@ def _typed(section: str, cls: type[Any], raw: Any) -> Any:
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif isinstance(default, tuple):
             ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-            value = tuple(value)
         else:
             ok = isinstance(value, str)
         if not ok:
-            want = type(default).__name__.replace("tuple", "list of strings")
-            raise _bad(f"{section}.{key} must be a {want}, got {value!r}",
+            raise _bad(type_mismatch(f"{section}.{key}", value, default),
                        f"fix {section}.{key} in the settings file")
-        values[key] = value
+        values[key] = tuple(value) if isinstance(default, tuple) else value
     return cls(**values)
 
 
