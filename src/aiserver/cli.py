@@ -11,6 +11,7 @@ import click
 from aicommon.clikit import (
     begin,
     checked,
+    checks_text,
     finish,
     finish_checks,
     human_kv,
@@ -269,19 +270,30 @@ def install_cmd(ctx: click.Context, dry_run: bool, yes: bool, context_length: in
     opts = install.Options(context_length, keep_alive,
                            tuple(m.strip() for m in models.split(",") if m.strip())
                            if models is not None else None, tokens, profiles)
-    plan = install.build_plan(app.config, opts)
+    plan = install.build_plan(app.config, opts, dry_run=dry_run)
     for note in plan.notes:
         app.out.warn(note)
-    if plan.empty:
+    from aiserver.preflight import failures
+
+    failed = failures(plan.checks)
+    if plan.empty and not failed:
         finish(app, {**plan.as_dict(), "applied": False},
                lambda d: "nothing to change: the installed services match the settings")
     if dry_run:
+        stop = install.preflight_error(failed) if failed else None
+
         def human(d: dict[str, Any]) -> str:
             out = [f"would write {f['path']} ({f['purpose']})\n{f['diff']}" for f in d["files"]]
             out += [f"would run: {c}" for c in d["commands"]]
+            if stop is not None:
+                out.append("\npreflight failed; install would stop before changing anything:")
+                out.append(checks_text([c.as_dict() for c in failed],
+                                       bool(app.out.color_stdout)))
             return "\n".join(out) + "\n(dry run: nothing changed)"
 
-        finish(app, {**plan.as_dict(with_diffs=True), "applied": False}, human)
+        finish(app, {**plan.as_dict(with_diffs=True), "applied": False}, human,
+               ok=stop is None, exit_code=stop.exit_code if stop else 0,
+               errors=[stop.as_dict()] if stop else None)
     if not yes and not as_json and sys.stdin.isatty():
         for f in plan.files:
             app.out.info(f"will write {f.path} ({f.purpose})")
