@@ -119,7 +119,7 @@ def install_hint(formula: str, verb: str = "install") -> str:
     if formula == "ollama":  # its script also enables a system `ollama` service on :11434
         return ("curl -fsSL https://ollama.com/install.sh | sh, then "
                 "`sudo systemctl disable --now ollama` (ai-server runs its own)")
-    return f"install {formula} with your distribution's packages (e.g. sudo apt install {formula})"
+    return f"install {formula} from your distribution's packages, e.g. `sudo apt install {formula}`"
 
 
 def ollama_binary(settings: Settings) -> str | None:

@@ -245,3 +245,15 @@ def test_allowlist_accepts_each_known_profile() -> None:
     assert res.returncode == 0, res.stderr
     assert {e["profile"] for e in json.loads(res.stdout)["data"]["entries"]} == {"default",
                                                                                  "native"}
+
+
+def test_client_status_with_a_fail_line_is_not_ok() -> None:
+    res = run_tool("ai-client", "status", "--json")  # not set up: the settings check fails
+    assert res.returncode == ExitCode.FINDINGS, res.stderr
+    env = json.loads(res.stdout)
+    assert env["ok"] is False
+    assert env["errors"][0]["code"] == "check.settings"
+    assert "is not set up" in env["errors"][0]["message"]
+    assert env["errors"][0]["hint"].startswith("run `ai-client setup")
+    text = run_tool("ai-client", "status")
+    assert text.returncode == ExitCode.FINDINGS and text.stdout.startswith("FAIL  settings")
