@@ -257,3 +257,26 @@ def test_client_status_with_a_fail_line_is_not_ok() -> None:
     assert env["errors"][0]["hint"].startswith("run `ai-client setup")
     text = run_tool("ai-client", "status")
     assert text.returncode == ExitCode.FINDINGS and text.stdout.startswith("FAIL  settings")
+
+
+@pytest.mark.parametrize("state, ips, words", [
+    ("Running", (), "Tailscale is running but this machine has no Tailscale address"),
+    ("NeedsLogin", (), "Tailscale is not running (state NeedsLogin)"),
+    ("Stopped", (), "Tailscale is not running (state Stopped)"),
+])
+def test_tailscale_wait_says_what_is_true(state: str, ips: tuple[str, ...], words: str,
+                                         tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from aicommon import tailscale
+    from tests.support import tsfake
+
+    env: dict[str, str] = {}
+    tsfake.install(env, tmp_path, tsfake.status_doc(state=state, ips=ips))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(AiError) as info:
+        tailscale.wait_running(0)
+    message = info.value.one_line()
+    assert message.startswith(words)
+    assert "state Running" not in message and "address(es)" not in message
+    assert ("tailscale up" in message) == (state != "Running")
