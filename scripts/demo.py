@@ -73,11 +73,13 @@ class Demo:
     gateway_port: int = 0
     metrics_port: int = 0
     model: str = ""
+    current: str = ""  # the step running now (named when Ctrl-C interrupts it)
 
     # --- plumbing ---
 
     def step(self, name: str, action: Callable[[], str]) -> None:
         print(f"\n{bold('== ' + name)}", flush=True)
+        self.current = name
         started = time.monotonic()
         try:
             summary = action()
@@ -304,13 +306,17 @@ class Demo:
 
     # --- the report ---
 
-    def report(self, total: float, failed: Step | None, keep: bool) -> str:
+    def report(self, total: float, failed: Step | None, keep: bool,
+               interrupted: bool = False) -> str:
         width = max(len(s.name) for s in self.steps) if self.steps else 10
         lines = ["", bold("== Report")]
         for s in self.steps:
             mark = "ok  " if s.ok else "FAIL"
             lines.append(f"  {mark} {s.name:<{width}}  {s.summary}  [{s.seconds:.1f} s]")
-        if failed:
+        if interrupted:
+            lines.append(f"demo: INTERRUPTED during step '{self.current}' (Ctrl-C) after "
+                         f"{len(self.steps)} step(s) passed; everything torn down")
+        elif failed:
             lines.append(f"demo: FAILED at step '{failed.name}': {failed.summary}")
         else:
             end = "left running (--keep)" if keep else "everything torn down"
@@ -418,7 +424,8 @@ def clean_env(home: Path) -> dict[str, str]:
     return env
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options (scripts/demo checks them before it builds anything)."""
     parser = argparse.ArgumentParser(prog="scripts/demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", action="store_true",
@@ -427,7 +434,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="use the Ollama simulator even if a real Ollama answers")
     parser.add_argument("--json-report", type=Path, metavar="FILE",
                         help="also write the report as JSON (for tests)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     # /tmp, not $TMPDIR: HAProxy's stats socket path must stay short
     home = Path(tempfile.mkdtemp(prefix="ai-demo-", dir="/tmp"))
     demo = Demo(home, clean_env(home), args.simulator)
@@ -447,10 +458,10 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
     finally:
         keep = args.keep and not interrupted
-        print(demo.report(time.monotonic() - started, failed, keep), flush=True)
+        print(demo.report(time.monotonic() - started, failed, keep, interrupted), flush=True)
         if args.json_report:
             args.json_report.write_text(json.dumps({
-                "ok": failed is None and not interrupted,
+                "ok": failed is None and not interrupted, "interrupted": interrupted,
                 "failed_step": failed.name if failed else None, "ollama": demo.ollama_kind,
                 "gateway": f"{GATEWAY_HOST}:{demo.gateway_port}", "home": str(home),
                 "kept": keep,

@@ -8,8 +8,9 @@ import click
 
 from aicommon.clikit import (
     begin,
-    checks_text,
+    checked,
     finish,
+    finish_checks,
     human_kv,
     json_option,
     make_group,
@@ -33,6 +34,12 @@ def paths(ctx: click.Context, as_json: bool) -> None:
     finish(app, paths_report(client_paths(), app.config), human_kv)
 
 
+def _client_settings() -> Any:
+    from aiclient import settings
+
+    return settings
+
+
 def _pick(kind: str, options: list[str]) -> str:
     for i, name in enumerate(options, 1):
         click.echo(f"  {i}. {name}", err=True)
@@ -42,11 +49,13 @@ def _pick(kind: str, options: list[str]) -> str:
 
 
 @cli.command("setup")
-@click.option("--server", metavar="HOST", help="The server's MagicDNS name or IP (default: "
-              "the tailnet device tagged tag:ai-server).")
+@click.option("--server", metavar="HOST", help="The server: host, host:port or "
+              "http://host:port (default: the tailnet device tagged tag:ai-server).",
+              callback=checked(lambda v: _client_settings().parse_server(v)))
 @click.option("--port", type=click.IntRange(1, 65535), help="Gateway port (default 11434).")
 @click.option("--model", metavar="M", help="Default model (default: a tools-capable one).")
-@click.option("--token", metavar="T", help="Device token from `ai-server tokens add`.")
+@click.option("--token", metavar="T", help="Device token from `ai-server tokens add`.",
+              callback=checked(lambda v: _client_settings().check_token(v)))
 @click.option("--shell", "shell", default="auto", show_default=True,
               help="auto, or a comma list of zsh, bash, fish.")
 @click.option("--scope", type=click.Choice(["global", "aider"]),
@@ -59,7 +68,8 @@ def _pick(kind: str, options: list[str]) -> str:
 @click.option("--yes", "-y", is_flag=True, help="No questions: first choice, no confirmation.")
 @json_option
 @click.pass_context
-def setup_cmd(ctx: click.Context, server: str | None, port: int | None, model: str | None,
+def setup_cmd(ctx: click.Context, server: tuple[str, int | None] | None, port: int | None,
+              model: str | None,
               token: str | None, shell: str, scope: str | None, with_claude: bool | None,
               skip_permissions: bool, dry_run: bool, yes: bool, as_json: bool) -> None:
     """Point this laptop's shells, Aider and claude-ollama at the server."""
@@ -68,8 +78,12 @@ def setup_cmd(ctx: click.Context, server: str | None, port: int | None, model: s
 
     from aiclient import setup
 
+    host, server_port = server if server is not None else (None, None)
+    if server_port is not None and port is not None and server_port != port:
+        raise click.BadParameter(f"--server names port {server_port} but --port is {port}",
+                                 ctx, param_hint="'--port'")
     interactive = not yes and not as_json and sys.stdin.isatty()
-    opts = setup.Options(server, port, model, token, shell, scope, with_claude,
+    opts = setup.Options(host, port or server_port, model, token, shell, scope, with_claude,
                          skip_permissions)
     plan = setup.build_plan(
         app.config, opts,
@@ -143,8 +157,7 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
     app = begin(ctx, as_json)
     from aiclient import health
 
-    data = health.status(app.config)
-    finish(app, data, lambda d: checks_text(d["checks"]))
+    finish_checks(app, health.status(app.config))
 
 
 @cli.command("doctor")
@@ -155,10 +168,7 @@ def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
     app = begin(ctx, as_json)
     from aiclient import health
 
-    checks = health.doctor(app.config)
-    failed = any(c["status"] == "FAIL" for c in checks)
-    finish(app, {"checks": checks}, lambda d: checks_text(d["checks"]), ok=not failed,
-           exit_code=3 if failed else 0)
+    finish_checks(app, {"checks": health.doctor(app.config)})
 
 
 def _register() -> None:

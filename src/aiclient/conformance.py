@@ -657,15 +657,18 @@ class _Http:
                             "x-claude-code-session-id": self.session_id})
         return headers
 
-    def transport_reason(self, exc: requests.RequestException) -> str:
+    def transport_reason(self, exc: requests.RequestException,
+                         read_timeout: float | None = None) -> str:
         import requests
+
+        from aicommon.httpclient import connection_failure
 
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return f"no connection within {CONNECT_TIMEOUT:g} s"
         if isinstance(exc, requests.exceptions.ReadTimeout):
-            return f"no answer within {self.timeout:g} s"
+            return f"connected, but no answer within {read_timeout or self.timeout:g} s"
         if isinstance(exc, requests.exceptions.ConnectionError):
-            return "connection failed"
+            return connection_failure(exc)[1]
         return f"{type(exc).__name__}: {exc}"
 
     def call(self, method: str, path: str, body: Any = None, *, dialect: str = "openai",
@@ -678,7 +681,7 @@ class _Http:
                 method, self.base_url + path, json=body, headers=self.headers(dialect),
                 timeout=(CONNECT_TIMEOUT, timeout or self.timeout), allow_redirects=False)
         except requests.RequestException as exc:
-            raise _Transport(self.transport_reason(exc)) from exc
+            raise _Transport(self.transport_reason(exc, timeout)) from exc
         return Reply(resp.status_code, dict(resp.headers), resp.content)
 
     def stream(self, path: str, body: Any, *, dialect: str) -> StreamReply:
@@ -711,6 +714,19 @@ class _Http:
 
 class _Transport(Exception):
     """A request that got no HTTP answer."""
+
+    @property
+    def connected(self) -> bool:
+        """The server took the connection (then stayed silent, closed it, or spoke garbage)."""
+        import requests
+
+        cause = self.__cause__
+        if isinstance(cause, requests.exceptions.ReadTimeout):
+            return True
+        from aicommon.httpclient import connection_failure
+
+        return isinstance(cause, requests.exceptions.ConnectionError) and connection_failure(
+            cause)[0] in ("http.garbage", "http.closed")
 
 
 def _status_detail(status: int, body: bytes, context: str = "") -> str:
@@ -1071,9 +1087,13 @@ def _first_call(http: _Http, method: str, path: str, body: Any = None) -> Reply:
     try:
         reply = http.call(method, path, body, timeout=INFO_TIMEOUT)
     except _Transport as exc:
-        raise AiError(f"cannot reach {http.base_url}: {exc}",
+        raise AiError(f"{http.base_url} gave no HTTP answer: {exc}" if exc.connected
+                      else f"cannot reach {http.base_url}: {exc}",
+                      "check the port (the gateway speaks plain HTTP); on the server run "
+                      "`ai-server status`" if exc.connected else
                       "check the address, that the server is on, and that this machine is on "
-                      "the tailnet (`tailscale status`)", code="test.unreachable",
+                      "the tailnet (`tailscale status`)",
+                      code="test.no_answer" if exc.connected else "test.unreachable",
                       exit_code=ExitCode.UNAVAILABLE) from None
     if reply.status in (401, 403) or (reply.status != 200 and path != "/api/show"):
         raise _diagnose(http.base_url, method, path, reply.status, reply.body)

@@ -9,6 +9,7 @@ from aicommon import tailscale
 from aicommon.errors import AiError, ExitCode
 
 SERVER_TAG = "tag:ai-server"
+PROBE_TIMEOUT = (3.05, 15.0)  # (connect, read) seconds for each probe request
 
 
 def tagged_servers() -> list[tailscale.Peer]:
@@ -73,15 +74,29 @@ def _transport_diagnosis(host: str, port: int, err: AiError) -> AiError:
                        "device's traffic, or the server is asleep",
                        "check the grants in the tailnet policy (`ai-server acl` prints them)",
                        code="probe.timeout", exit_code=ExitCode.UNAVAILABLE)
-    if "Name or service not known" in str(err.__cause__) or "nodename nor servname" in str(
-            err.__cause__) or "getaddrinfo" in str(err.__cause__):
+    if err.code == "http.dns" or "getaddrinfo" in str(err.__cause__):
         return AiError(f"cannot resolve {host}", "use the MagicDNS name from `tailscale status`"
                        " or the server's 100.x address", code="probe.dns",
                        exit_code=ExitCode.UNAVAILABLE)
-    return AiError(f"connection to {host}:{port} refused: the gateway is not running there, or "
-                   "the tailnet policy does not let this device in",
-                   "on the server run `ai-server status`; check the tailnet policy grants",
-                   code="probe.refused", exit_code=ExitCode.UNAVAILABLE)
+    if err.code == "http.read_timeout":
+        return AiError(f"{host}:{port} {err.message.split(' ', 1)[1]}: something listens there "
+                       "but does not answer like the gateway",
+                       "check the port; on the server run `ai-server status` (Ollama or the "
+                       "gateway may be stuck)", code="probe.no_answer",
+                       exit_code=ExitCode.UNAVAILABLE)
+    if err.code in ("http.garbage", "http.closed") and err.__cause__ is not None:
+        from aicommon.httpclient import connection_failure
+
+        return AiError(f"{host}:{port} {connection_failure(err.__cause__)[1]}",
+                       "check the port: the gateway speaks plain HTTP (default 11434)",
+                       code="probe.not_http", exit_code=ExitCode.UNAVAILABLE)
+    if err.code == "http.refused":
+        return AiError(f"connection to {host}:{port} refused: the gateway is not running there, "
+                       "or the tailnet policy does not let this device in",
+                       "on the server run `ai-server status`; check the tailnet policy grants",
+                       code="probe.refused", exit_code=ExitCode.UNAVAILABLE)
+    return AiError(f"cannot reach {host}:{port}: {err.message}", err.hint,
+                   code="probe.unreachable", exit_code=ExitCode.UNAVAILABLE)
 
 
 def _get(base_url: str, path: str, headers: dict[str, str], host: str, port: int,
@@ -90,7 +105,7 @@ def _get(base_url: str, path: str, headers: dict[str, str], host: str, port: int
 
     try:
         resp = request("POST" if body is not None else "GET", base_url + path, json_body=body,
-                       headers=headers, timeout=(3.05, 15.0), what=f"{host}:{port}")
+                       headers=headers, timeout=PROBE_TIMEOUT, what=f"{host}:{port}")
     except AiError as err:
         raise _transport_diagnosis(host, port, err) from None
     if resp.status == 401:

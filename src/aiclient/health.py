@@ -63,6 +63,8 @@ def doctor(config: Path | None, check_shells: bool = True) -> list[dict[str, str
     try:
         settings = load(config)
     except AiError as err:
+        if err.code != "config.missing":  # a broken settings file is exit 4, as everywhere
+            raise
         return [_check("settings", FAIL, err.message, err.hint or "")]
     checks.append(_check("settings", PASS, f"{settings.base_url}, model {settings.model}"))
     for path in envfile.env_file_paths():

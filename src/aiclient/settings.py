@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from aicommon.errors import AiError, ExitCode
+from aicommon.errors import AiError, ExitCode, type_mismatch
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 SCOPES = ("global", "aider")
@@ -31,6 +31,32 @@ def check_host(host: str) -> str:
         return h.lower()
     raise _bad(f"server {host!r} is not a DNS name or an IP address",
                "pass the server's MagicDNS name, e.g. --server studio.tail1234.ts.net")
+
+
+def parse_server(value: str) -> tuple[str, int | None]:
+    """`--server`: `host`, `host:port`, `[v6]:port` or `http://host[:port][/]` (the forms
+    `ai-client test --server` takes) -> (checked host, port or None)."""
+    from urllib.parse import urlsplit
+
+    raw = value.strip()
+    if "://" in raw and not raw.lower().startswith("http://"):
+        raise _bad(f"server {value!r}: only http:// is spoken by the gateway",
+                   "Tailscale encrypts the traffic; pass host, host:port or http://host:port")
+    try:
+        ipaddress.ip_address(raw)
+        return check_host(raw), None  # a bare IPv6 address (its colons are not a port)
+    except ValueError:
+        pass
+    parts = urlsplit(raw if "://" in raw else f"http://{raw}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (not parts.hostname or port == -1 or port == 0 or parts.path not in ("", "/", "/v1")
+            or parts.query or parts.fragment or parts.username or parts.password):
+        raise _bad(f"server {value!r} is not host, host:port or http://host:port",
+                   "pass the server's MagicDNS name, e.g. --server studio.tail1234.ts.net")
+    return check_host(parts.hostname), port
 
 
 def check_token(token: str) -> str:
@@ -114,10 +140,10 @@ def _section(name: str, cls: type[Any], raw: Any) -> Any:
         default = getattr(cls(), key)
         if isinstance(default, tuple):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise _bad(f"{name}.{key} must be a list of strings", f"fix {name}.{key}")
+                raise _bad(type_mismatch(f"{name}.{key}", value, default), f"fix {name}.{key}")
             value = tuple(value)
         elif type(value) is not type(default):
-            raise _bad(f"{name}.{key} must be a {type(default).__name__}", f"fix {name}.{key}")
+            raise _bad(type_mismatch(f"{name}.{key}", value, default), f"fix {name}.{key}")
         values[key] = value
     return cls(**values)
 
@@ -151,11 +177,16 @@ def default_path() -> Path:
 
 
 def load(path: Path | None = None) -> ClientSettings:
+    from aicommon.fsutil import read_settings_text
+
     target = path or default_path()
     try:
-        text = target.read_text(encoding="utf-8")
+        text = read_settings_text(target)
     except FileNotFoundError:
         raise AiError(f"ai-client is not set up ({target} does not exist)",
                       "run `ai-client setup --server <MagicDNS name>`", code="config.missing",
+                      exit_code=ExitCode.CONFIG) from None
+    except OSError as exc:
+        raise AiError(f"cannot read {target}: {exc.strerror}", code="config.unreadable",
                       exit_code=ExitCode.CONFIG) from None
     return parse(text, str(target))

@@ -14,6 +14,9 @@ from aicommon.errors import AiError, ExitCode
 from aicommon.output import Output
 
 F = TypeVar("F", bound=Callable[..., Any])
+# An explicit --config that does not exist is an error, except for the commands that create
+# it (install, setup), remove what was installed (uninstall) or only say where it is (paths).
+WRITES_OR_IGNORES_CONFIG = frozenset({"install", "setup", "uninstall", "paths"})
 
 
 @dataclass
@@ -37,13 +40,31 @@ def begin(ctx: click.Context, as_json: bool = False) -> AppContext:
     assert app is not None
     app.command = ctx.command_path.split(" ", 1)[1] if " " in ctx.command_path else ""
     app.out = Output(json_mode=as_json, verbosity=app.verbosity)
+    if (app.config is not None and app.command.split(" ")[0] not in WRITES_OR_IGNORES_CONFIG
+            and not app.config.exists()):
+        raise AiError(f"settings file {app.config} does not exist",
+                      f"check the --config path (or {app.prog.upper().replace('-', '_')}"
+                      "_CONFIG); without either the default file is used",
+                      code="config.missing", exit_code=ExitCode.CONFIG)
     return app
 
 
 def finish(app: AppContext, data: Any, human: Callable[[Any], str] | None = None, *,
-           ok: bool = True, exit_code: int = ExitCode.OK) -> NoReturn:
-    app.out.result(app.command, data, human, ok=ok)
+           ok: bool = True, exit_code: int = ExitCode.OK,
+           errors: list[dict[str, str | None]] | None = None) -> NoReturn:
+    app.out.result(app.command, data, human, ok=ok, errors=errors)
     sys.exit(exit_code)
+
+
+def finish_checks(app: AppContext, data: dict[str, Any],
+                  human: Callable[[Any], str] | None = None) -> NoReturn:
+    """A report of PASS/WARN/FAIL checks: any FAIL makes it not ok, listed under errors in
+    --json, exit 3 (findings)."""
+    failed = [c for c in data["checks"] if c["status"] == "FAIL"]
+    finish(app, data, human or (lambda d: checks_text(d["checks"], bool(app.out.color_stdout))),
+           ok=not failed, exit_code=ExitCode.FINDINGS if failed else ExitCode.OK,
+           errors=[{"code": f"check.{c['name']}", "message": f"{c['name']}: {c['detail']}",
+                    "hint": c.get("fix") or None} for c in failed])
 
 
 def run_main(group: click.Group, prog: str, argv: list[str] | None = None) -> NoReturn:
@@ -67,6 +88,21 @@ def run_main(group: click.Group, prog: str, argv: list[str] | None = None) -> No
         sys.exit(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         sys.exit(ExitCode.FAILURE)
+
+
+def checked(check: Callable[[Any], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback running a domain check on an option's value: a bad command-line
+    value is a usage error (exit 2) even when the same check guards the settings file (4)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except AiError as err:
+            raise click.BadParameter(err.one_line(), ctx, param) from None
+
+    return callback
 
 
 def human_kv(data: dict[str, Any]) -> str:
@@ -97,9 +133,18 @@ def make_group(prog: str, doc: str, config_envvar: str) -> click.Group:
     return group
 
 
-def checks_text(checks: list[dict[str, str]]) -> str:
+STATUS_COLOURS = {"PASS": "32", "WARN": "33", "FAIL": "31"}  # green, yellow, red
+
+
+def checks_text(checks: list[dict[str, str]], color: bool = False) -> str:
     """PASS / WARN / FAIL lines, with the fix after an arrow for what did not pass."""
     width = max((len(c["name"]) for c in checks), default=0)
-    return "\n".join(f"{c['status']:<5} {c['name']:<{width}}  {c['detail']}"
+
+    def status(word: str) -> str:
+        code = STATUS_COLOURS.get(word)
+        return f"\033[{code}m{word}\033[0m" + " " * (5 - len(word)) if color and code \
+            else f"{word:<5}"
+
+    return "\n".join(f"{status(c['status'])} {c['name']:<{width}}  {c['detail']}"
                      + (f"  → {c['fix']}" if c.get("fix") and c["status"] != "PASS" else "")
                      for c in checks)

@@ -134,3 +134,21 @@ def remove_created_dirs(created: Sequence[Path | str]) -> None:
     for d in reversed(created):
         with contextlib.suppress(OSError):
             Path(d).rmdir()
+
+
+def read_settings_text(path: Path) -> str:
+    """A settings file's text; not UTF-8 is a one-line error naming the file and the byte.
+
+    FileNotFoundError and other OSErrors pass through (callers decide what missing means).
+    """
+    from aicommon.errors import ExitCode
+
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise AiError(f"settings file {path} is not UTF-8 text: byte 0x{data[exc.start]:02x} "
+                      f"at offset {exc.start} (line {line})",
+                      "save the file as UTF-8 (TOML requires it)", code="config.encoding",
+                      exit_code=ExitCode.CONFIG) from None

@@ -22,6 +22,11 @@ def envelope(
             "errors": errors or []}
 
 
+def _wants_color(stream: TextIO) -> bool:
+    """Colour only on a terminal, never with NO_COLOR set (https://no-color.org)."""
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
 @dataclass
 class Output:
     """Where a command's words go. Core code never prints; commands use this."""
@@ -30,15 +35,14 @@ class Output:
     verbosity: int = 0  # -1 quiet, 0 normal, 1+ verbose
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
-    color: bool | None = None
+    color: bool | None = None  # stderr's messages
+    color_stdout: bool | None = None  # PASS / WARN / FAIL in reports
 
     def __post_init__(self) -> None:
         if self.color is None:
-            self.color = (
-                "NO_COLOR" not in os.environ
-                and hasattr(self.stderr, "isatty")
-                and self.stderr.isatty()
-            )
+            self.color = _wants_color(self.stderr)
+        if self.color_stdout is None:
+            self.color_stdout = not self.json_mode and _wants_color(self.stdout)
 
     # -- messages (stderr) -------------------------------------------------
     def _style(self, text: str, code: str) -> str:
@@ -53,6 +57,8 @@ class Output:
             print(text, file=self.stderr)
 
     def warn(self, text: str) -> None:
+        if self.verbosity < 0:  # -q: only errors
+            return
         print(self._style("warning: ", "33") + text, file=self.stderr)
 
     def error(self, prog: str, err: AiError) -> None:

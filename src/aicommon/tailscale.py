@@ -137,9 +137,13 @@ def wait_running(timeout: float, poll: float = 1.0) -> TailscaleState:
         if state.backend_state == "Running" and state.addresses:
             return state
         if time.monotonic() >= deadline:
+            waited = f" after waiting {timeout:g} s" if timeout > 0 else ""
             raise AiError(
-                f"Tailscale is not running (state {state.backend_state}, "
-                f"{len(state.addresses)} address(es)) after waiting {timeout:g} s",
-                "start Tailscale and log in (`tailscale up`); the gateway never listens "
-                "anywhere else", code="tailscale.not_running", exit_code=ExitCode.UNAVAILABLE)
+                (f"Tailscale is running but this machine has no Tailscale address{waited}"
+                 if state.backend_state == "Running" else
+                 f"Tailscale is not running (state {state.backend_state}){waited}"),
+                ("check `tailscale ip` and `tailscale status`" if state.backend_state == "Running"
+                 else "start Tailscale and log in (`tailscale up`)")
+                + "; the gateway never listens anywhere else",
+                code="tailscale.not_running", exit_code=ExitCode.UNAVAILABLE)
         time.sleep(poll)

@@ -10,8 +10,10 @@ import click
 
 from aicommon.clikit import (
     begin,
+    checked,
     checks_text,
     finish,
+    finish_checks,
     human_kv,
     json_option,
     make_group,
@@ -22,6 +24,21 @@ PROG = "ai-server"
 
 cli = make_group(PROG, "Private, allowlisted gateway in front of this machine's Ollama.",
                  "AI_SERVER_CONFIG")
+
+
+def _settings() -> Any:
+    from aiserver import settings
+
+    return settings
+
+
+def _allowlist_profile(name: str) -> str:
+    from aicommon.errors import AiError
+    from aiserver.allowlist import PROFILES
+
+    if name not in PROFILES:
+        raise AiError(f"unknown profile {name!r}", f"profiles are: {', '.join(PROFILES)}")
+    return name
 
 
 @cli.command()
@@ -37,7 +54,8 @@ def paths(ctx: click.Context, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--profile", "profiles", multiple=True, metavar="NAME",
-              help="Show only what these profiles enable (default: every entry).")
+              help="Show only what these profiles enable (default: every entry).",
+              callback=checked(lambda names: tuple(_allowlist_profile(n) for n in names)))
 @json_option
 @click.pass_context
 def allowlist(ctx: click.Context, profiles: tuple[str, ...], as_json: bool) -> None:
@@ -91,7 +109,10 @@ def config_render(ctx: click.Context, output: Path | None, wait_seconds: float) 
         click.echo(rendered.config, nl=False)
         return
     changed = gatewayctl.write_files(rendered, output.absolute())
-    app.out.info(f"wrote {len(rendered.files)} files into {output} ({len(changed)} changed)")
+    total, written = len(rendered.files), len(changed)
+    app.out.info(f"{output}: nothing written, all {total} files were already up to date"
+                 if not written else f"{output}: wrote {written} of {total} files"
+                 + (f" ({total - written} already up to date)" if written < total else ""))
 
 
 @config.command("validate")
@@ -163,6 +184,17 @@ def pool_group() -> None:
     """Several Ollama machines behind this gateway ([pool] in the settings)."""
 
 
+def _require_pool(settings: Any) -> Any:
+    if not settings.pool.nodes:
+        from aicommon.errors import AiError, ExitCode
+
+        where = settings.source if settings.source != "defaults" else "the default settings"
+        raise AiError(f"no pool is configured in {where}",
+                      "list nodes under [pool] nodes = [...]",
+                      code="pool.none", exit_code=ExitCode.CONFIG)
+    return settings
+
+
 @pool_group.command("status")
 @json_option
 @click.pass_context
@@ -172,12 +204,7 @@ def pool_status(ctx: click.Context, as_json: bool) -> None:
     from aiserver.gateway import nodes as pool
     from aiserver.settings import load
 
-    settings = load(app.config)
-    if not settings.pool.nodes:
-        from aicommon.errors import AiError, ExitCode
-
-        raise AiError("no pool is configured", "list nodes under [pool] nodes = [...]",
-                      code="pool.none", exit_code=ExitCode.CONFIG)
+    settings = _require_pool(load(app.config))
     data = pool.status(settings)
 
     def human(d: dict[str, Any]) -> str:
@@ -201,7 +228,7 @@ def pool_refresh(ctx: click.Context, as_json: bool) -> None:
     from aiserver.gateway import nodes as pool
     from aiserver.settings import load
 
-    settings = load(app.config)
+    settings = _require_pool(load(app.config))
     report = pool.refresh(settings)
     reloaded = False
     if gatewayctl.running_master(settings) is not None:
@@ -227,7 +254,8 @@ def pool_refresh(ctx: click.Context, as_json: bool) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--context-length", type=click.IntRange(2048), help="OLLAMA_CONTEXT_LENGTH "
               "(default 65536, lowered on small machines).")
-@click.option("--keep-alive", metavar="DURATION", help="OLLAMA_KEEP_ALIVE, e.g. 30m or -1.")
+@click.option("--keep-alive", metavar="DURATION", help="OLLAMA_KEEP_ALIVE, e.g. 30m or -1.",
+              callback=checked(lambda v: _settings().check_keep_alive(v, "")))
 @click.option("--models", metavar="A,B", help="Models to keep warm (`ai-server models warm`).")
 @click.option("--tokens", is_flag=True, help="Require per-device tokens (layer 4).")
 @click.option("--profile", "profiles", multiple=True, type=click.Choice(["native"]),
@@ -244,19 +272,30 @@ def install_cmd(ctx: click.Context, dry_run: bool, yes: bool, context_length: in
     opts = install.Options(context_length, keep_alive,
                            tuple(m.strip() for m in models.split(",") if m.strip())
                            if models is not None else None, tokens, profiles)
-    plan = install.build_plan(app.config, opts)
+    plan = install.build_plan(app.config, opts, dry_run=dry_run)
     for note in plan.notes:
         app.out.warn(note)
-    if plan.empty:
+    from aiserver.preflight import failures
+
+    failed = failures(plan.checks)
+    if plan.empty and not failed:
         finish(app, {**plan.as_dict(), "applied": False},
                lambda d: "nothing to change: the installed services match the settings")
     if dry_run:
+        stop = install.preflight_error(failed) if failed else None
+
         def human(d: dict[str, Any]) -> str:
             out = [f"would write {f['path']} ({f['purpose']})\n{f['diff']}" for f in d["files"]]
             out += [f"would run: {c}" for c in d["commands"]]
+            if stop is not None:
+                out.append("\npreflight failed; install would stop before changing anything:")
+                out.append(checks_text([c.as_dict() for c in failed],
+                                       bool(app.out.color_stdout)))
             return "\n".join(out) + "\n(dry run: nothing changed)"
 
-        finish(app, {**plan.as_dict(with_diffs=True), "applied": False}, human)
+        finish(app, {**plan.as_dict(with_diffs=True), "applied": False}, human,
+               ok=stop is None, exit_code=stop.exit_code if stop else 0,
+               errors=[stop.as_dict()] if stop else None)
     if not yes and not as_json and sys.stdin.isatty():
         for f in plan.files:
             app.out.info(f"will write {f.path} ({f.purpose})")
@@ -319,10 +358,7 @@ def doctor_cmd(ctx: click.Context, as_json: bool) -> None:
     app = begin(ctx, as_json)
     from aiserver import health
 
-    checks = [c.as_dict() for c in health.doctor(app.config)]
-    failed = any(c["status"] == "FAIL" for c in checks)
-    finish(app, {"checks": checks}, lambda d: checks_text(d["checks"]), ok=not failed,
-           exit_code=3 if failed else 0)
+    finish_checks(app, {"checks": [c.as_dict() for c in health.doctor(app.config)]})
 
 
 @cli.command("audit")

@@ -199,21 +199,29 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def build_plan(config_file: Path | None, opts: Options) -> Plan:
+def preflight_error(bad: list[preflight.Check]) -> AiError:
+    """Every failed check with its fix, in one line (exit 5, or 4 when only settings can fix
+    it: the userspace-networking port clash)."""
+    listed = "; ".join(f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "")
+                       for c in bad)
+    only_settings = all(c.name == "tailscale-tun" for c in bad)
+    return AiError(f"preflight failed: {listed}",
+                   "fix these and run `ai-server install` again (`--dry-run` shows the plan)",
+                   code=f"preflight.{bad[0].name}",
+                   exit_code=ExitCode.CONFIG if only_settings else ExitCode.UNAVAILABLE)
+
+
+def build_plan(config_file: Path | None, opts: Options, *, dry_run: bool = False) -> Plan:
+    """The plan; failed preflight checks raise, except in a dry run (they are in plan.checks
+    and the caller reports them after the plan)."""
     paths = server_paths()
     cfg = config_file or paths.config_file
     settings, notes = desired_settings(cfg, opts)
     checks = preflight.preflight(settings)
     bad = preflight.failures(checks)
-    if bad:
-        first = bad[0]
-        raise AiError(f"preflight failed: {first.name}: {first.detail}"
-                      + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""),
-                      first.fix or "run `ai-server doctor` for details",
-                      code=f"preflight.{first.name}", exit_code=ExitCode.UNAVAILABLE
-                      if first.name != "tailscale-tun" else ExitCode.CONFIG)
-    ollama_bin = preflight.ollama_binary(settings)
-    assert ollama_bin is not None  # preflight passed
+    if bad and not dry_run:
+        raise preflight_error(bad)
+    ollama_bin = preflight.ollama_binary(settings) or "ollama"  # dry run without Ollama
     chosen = choose_managers(service_specs(settings, paths, cfg, ollama_bin), paths)
     files: list[FileChange] = []
     old_settings = _read(cfg)
@@ -297,7 +305,41 @@ def _rollback(plan: Plan, applied: Applied, remove_trees: tuple[Path, ...] = ())
     return problems
 
 
-def wait_http(url: str, ok: Callable[[int], bool], timeout: float, what: str) -> None:
+def log_tail(path: Path, lines: int = 3) -> str:
+    """The last non-empty lines of a service's error log, joined for a one-line message."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 16384))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    tail = [line.strip()[:300] for line in text.splitlines() if line.strip()][-lines:]
+    return " | ".join(tail)
+
+
+def exited(spec: ServiceSpec, manager: Manager) -> Callable[[], str | None]:
+    """A check for wait_http: why the service is gone (None while it runs). Two readings in a
+    row say "not running" before we believe it (a service manager may report a start late)."""
+    misses: list[str] = []
+
+    def check() -> str | None:
+        state = manager.state(spec)
+        if state.running:
+            misses.clear()
+            return None
+        misses.append(state.detail)
+        if len(misses) < 2:
+            return None
+        tail = log_tail(spec.stderr)
+        return (f"the {spec.key} service exited (state {state.detail}) before it answered"
+                + (f"; {spec.stderr} ends with: {tail}" if tail
+                   else f"; {spec.stderr} is empty"))
+
+    return check
+
+
+def wait_http(url: str, ok: Callable[[int], bool], timeout: float, what: str,
+              gone: Callable[[], str | None] | None = None) -> None:
     from aicommon.httpclient import request
 
     deadline = time.monotonic() + timeout
@@ -310,6 +352,10 @@ def wait_http(url: str, ok: Callable[[int], bool], timeout: float, what: str) ->
             last = f"HTTP {status}"
         except AiError as err:
             last = err.message
+        why = gone() if gone is not None else None
+        if why is not None:
+            raise AiError(why, "fix what the log says, then run `ai-server install` again",
+                          code="install.service_exited", exit_code=ExitCode.UNAVAILABLE)
         if time.monotonic() >= deadline:
             raise AiError(f"{what} did not become healthy within {timeout:g} s ({last})",
                           "look at the service log in the log directory (`ai-server paths`)",
@@ -327,12 +373,19 @@ def gateway_urls(settings: Settings) -> list[str]:
     return urls
 
 
-def verify(settings: Settings, timeout: float) -> None:
+def verify(settings: Settings, timeout: float,
+           specs: dict[str, tuple[ServiceSpec, Manager]] | None = None) -> None:
+    """Wait for Ollama and the gateway to answer; stop early when a service has exited."""
+    def gone(key: str) -> Callable[[], str | None] | None:
+        return exited(*specs[key]) if specs and key in specs else None
+
     host, port = split_hostport(settings.gateway.upstream)
     h = f"[{host}]" if ":" in host else host
-    wait_http(f"http://{h}:{port}/api/version", lambda s: s == 200, timeout, "Ollama")
+    wait_http(f"http://{h}:{port}/api/version", lambda s: s == 200, timeout, "Ollama",
+              gone("ollama"))
     for url in gateway_urls(settings):  # 401 proves the gateway answers when tokens are on
-        wait_http(url, lambda s: s in (200, 401), timeout, f"the gateway at {url}")
+        wait_http(url, lambda s: s in (200, 401), timeout, f"the gateway at {url}",
+                  gone("gateway"))
 
 
 def apply(plan: Plan, verify_timeout: float = 60.0) -> None:
@@ -367,7 +420,7 @@ def apply(plan: Plan, verify_timeout: float = 60.0) -> None:
                 action.manager.start(action.spec, restart=action.verb == "restart")
         step = "verify"
         _failpoint(step)
-        verify(plan.settings, verify_timeout)
+        verify(plan.settings, verify_timeout, plan.specs)
     except (AiError, OSError) as exc:
         message = exc.message if isinstance(exc, AiError) else str(exc)
         _note_side_dirs(plan, existed, applied)

@@ -60,7 +60,7 @@ class OllamaClient:
             resp = httpclient.request(method, self.base_url + path, json_body=body,
                                       timeout=timeout, what=self.label)
         except AiError as err:
-            if err.code in ("http.unreachable", "http.connect_timeout"):
+            if err.code in ("http.unreachable", "http.refused", "http.connect_timeout"):
                 raise AiError(err.message, START_HINT, code="ollama.unreachable",
                               exit_code=ExitCode.UNAVAILABLE) from err
             raise

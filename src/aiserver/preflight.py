@@ -110,6 +110,18 @@ def check_tailscale(settings: Settings) -> list[Check]:
     return checks
 
 
+def install_hint(formula: str, verb: str = "install") -> str:
+    """How to get a program on this machine: Homebrew only where Homebrew is."""
+    if system.find_brew():
+        return f"brew {verb} {formula}"
+    if system.platform_name() == "darwin":
+        return f"install Homebrew (https://brew.sh), then `brew install {formula}`"
+    if formula == "ollama":  # its script also enables a system `ollama` service on :11434
+        return ("curl -fsSL https://ollama.com/install.sh | sh, then "
+                "`sudo systemctl disable --now ollama` (ai-server runs its own)")
+    return f"install {formula} from your distribution's packages, e.g. `sudo apt install {formula}`"
+
+
 def ollama_binary(settings: Settings) -> str | None:
     return settings.ollama.binary or system.find_program("ollama", system.find_brew())
 
@@ -117,15 +129,15 @@ def ollama_binary(settings: Settings) -> str | None:
 def check_ollama(settings: Settings) -> Check:
     binary = ollama_binary(settings)
     if binary is None:
-        return Check("ollama", FAIL, "ollama not found", "brew install ollama")
+        return Check("ollama", FAIL, "ollama not found", install_hint("ollama"))
     done = run([binary, "--version"], timeout=30, check=False)
     version = _version_in(done.stdout + done.stderr)
     if version is None:
         return Check("ollama", FAIL, f"cannot read the version of {binary}",
-                     "reinstall Ollama: brew reinstall ollama")
+                     "reinstall Ollama: " + install_hint("ollama", "reinstall"))
     if Version(version) < MIN_OLLAMA:
         return Check("ollama", FAIL, f"Ollama {version}: the Anthropic endpoint needs Ollama "
-                     f">= {MIN_OLLAMA}", "brew upgrade ollama")
+                     f">= {MIN_OLLAMA}", install_hint("ollama", "upgrade"))
     return Check("ollama", PASS, f"Ollama {version} ({binary})")
 
 
@@ -148,7 +160,7 @@ def haproxy_version() -> tuple[str, str] | None:
 def check_haproxy() -> Check:
     found = haproxy_version()
     if found is None:
-        return Check("haproxy", FAIL, "haproxy not found", "brew install haproxy")
+        return Check("haproxy", FAIL, "haproxy not found", install_hint("haproxy"))
     full, upstream = found
     data = json.loads(resources.read_text("haproxy/security.json"))
     try:
@@ -158,7 +170,7 @@ def check_haproxy() -> Check:
     branch = f"{v.major}.{v.minor}"
     if v < Version(data["oldest_supported_branch"]):
         return Check("haproxy", FAIL, f"HAProxy {full} is older than "
-                     f"{data['oldest_supported_branch']}", "brew upgrade haproxy")
+                     f"{data['oldest_supported_branch']}", install_hint("haproxy", "upgrade"))
     rule = data["branches"].get(branch)
     if rule and v < Version(rule["minimum"]):
         if re.search(r"deb\d|ubuntu|el\d|fc\d", full):
@@ -166,7 +178,7 @@ def check_haproxy() -> Check:
                          f"fix for {rule['fix']} (fixed in {rule['minimum']}); distributions "
                          "backport fixes", "check your distribution's security advisories")
         return Check("haproxy", FAIL, f"HAProxy {full} lacks the fix for {rule['fix']} "
-                     f"(fixed in {rule['minimum']})", "brew upgrade haproxy")
+                     f"(fixed in {rule['minimum']})", install_hint("haproxy", "upgrade"))
     return Check("haproxy", PASS, f"HAProxy {full}")
 
 

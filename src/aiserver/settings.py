@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from aicommon.errors import AiError, ExitCode
+from aicommon.errors import AiError, ExitCode, type_mismatch
 from aicommon.tailscale import is_tailscale_ip
 from aiserver.allowlist import PROFILES
 
@@ -172,15 +172,21 @@ def _typed(section: str, cls: type[Any], raw: Any) -> Any:
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif isinstance(default, tuple):
             ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-            value = tuple(value)
         else:
             ok = isinstance(value, str)
         if not ok:
-            want = type(default).__name__.replace("tuple", "list of strings")
-            raise _bad(f"{section}.{key} must be a {want}, got {value!r}",
+            raise _bad(type_mismatch(f"{section}.{key}", value, default),
                        f"fix {section}.{key} in the settings file")
-        values[key] = value
+        values[key] = tuple(value) if isinstance(default, tuple) else value
     return cls(**values)
+
+
+def check_keep_alive(value: str, what: str = "ollama.keep_alive") -> str:
+    """OLLAMA_KEEP_ALIVE: a Go duration, whole seconds, or -1 (forever)."""
+    if not _GO_DURATION.match(value):
+        raise _bad(f"{what} {value!r} is not a duration".lstrip(),
+                   "write it like \"30m\", \"2h\", \"300\" (seconds) or \"-1\" (forever)")
+    return value
 
 
 def check_node(node: str) -> tuple[str, int]:
@@ -250,9 +256,7 @@ def validate(s: Settings) -> Settings:
     if o.context_length < 2048:
         raise _bad(f"ollama.context_length {o.context_length} is too small",
                    "use at least 2048; coding agents want 65536 or more")
-    if not _GO_DURATION.match(o.keep_alive):
-        raise _bad(f"ollama.keep_alive {o.keep_alive!r} is not a duration",
-                   "write it like \"30m\", \"2h\", \"300\" (seconds) or \"-1\" (forever)")
+    check_keep_alive(o.keep_alive)
     if o.kv_cache_type not in KV_CACHE_TYPES:
         raise _bad(f"ollama.kv_cache_type {o.kv_cache_type!r} is unknown",
                    f"use one of {', '.join(KV_CACHE_TYPES)}")
@@ -296,8 +300,10 @@ def load(path: Path | None) -> Settings:
 
     explicit = path is not None
     target = path if path is not None else server_paths().config_file
+    from aicommon.fsutil import read_settings_text
+
     try:
-        text = target.read_text(encoding="utf-8")
+        text = read_settings_text(target)
     except FileNotFoundError:
         if explicit:
             raise AiError(f"settings file {target} does not exist",

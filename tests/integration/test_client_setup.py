@@ -144,6 +144,16 @@ def test_dry_run_shows_diffs_and_writes_nothing(laptop: Laptop, gateway: Gateway
     assert laptop.snapshot() == before
 
 
+@pytest.mark.parametrize("form", ["127.0.0.1:{port}", "http://127.0.0.1:{port}",
+                                  "http://127.0.0.1:{port}/", "http://127.0.0.1:{port}/v1"])
+def test_setup_server_takes_the_forms_test_takes(laptop: Laptop, gateway: GatewayProcess,
+                                                 form: str) -> None:
+    res = laptop.cli("setup", "--server", form.format(port=gateway.port), "--shell", "bash",
+                     "--dry-run", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["data"]["server"] == f"http://127.0.0.1:{gateway.port}"
+
+
 def test_a_failing_step_changes_nothing(laptop: Laptop, gateway: GatewayProcess) -> None:
     (laptop.home / ".bashrc").write_text("# mine\n")
     before = laptop.snapshot()
@@ -154,10 +164,15 @@ def test_a_failing_step_changes_nothing(laptop: Laptop, gateway: GatewayProcess)
     assert laptop.snapshot() == before
 
 
-@pytest.mark.parametrize("host", ["studio; rm -rf ~", "$(id)", "a b", "-x", "http://h:1"])
-def test_host_must_be_a_name_or_ip(laptop: Laptop, host: str) -> None:
-    res = laptop.cli("setup", "--server", host, "--yes")
-    assert res.returncode == 4 and "not a DNS name or an IP" in res.stderr
+@pytest.mark.parametrize("host, words", [
+    ("studio; rm -rf ~", "not a DNS name or an IP"), ("$(id)", "not a DNS name or an IP"),
+    ("a b", "not a DNS name or an IP"), ("-x", "not a DNS name or an IP"),
+    ("http://h:1/x", "is not host, host:port or http://host:port"),
+    ("https://h:1", "only http:// is spoken by the gateway")])
+def test_host_must_be_a_name_or_ip(laptop: Laptop, host: str, words: str) -> None:
+    res = laptop.cli("setup", "--server", host, "--yes")  # a bad option value: usage, exit 2
+    assert res.returncode == 2 and "Invalid value for '--server'" in res.stderr
+    assert words in res.stderr
 
 
 def test_token_gateway(laptop: Laptop, sim: OllamaSimulator, gateway_factory: GatewayFactory,

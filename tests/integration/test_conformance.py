@@ -227,6 +227,9 @@ def test_settings_are_used_without_server(sim: OllamaSimulator, gateway: Gateway
 
 
 def test_no_settings_and_no_server(tmp_path: Path) -> None:
-    res = ai_client_test(config=tmp_path / "missing.toml")
+    res = ai_client_test(config=tmp_path / "missing.toml")  # an explicit file that is not there
+    assert res.returncode == 4
+    assert f"settings file {tmp_path / 'missing.toml'} does not exist" in one_line_error(res)
+    res = ai_client_test()  # the default file (in the test's own HOME) is not there
     assert res.returncode == 4
     assert "ai-client is not set up" in one_line_error(res)

@@ -105,3 +105,43 @@ def test_demo_names_the_failing_step(
     assert report["failed_step"] == "gateway"
     assert re.search(r"^demo: FAILED at step 'gateway': ", done.stdout, re.MULTILINE)
     assert not Path(report["home"]).exists()
+
+
+def test_demo_rejects_a_bad_option_before_building_anything() -> None:
+    done = subprocess.run([str(REPO / "scripts/demo"), "--bogus"], capture_output=True,
+                          text=True, env=demo_env(), timeout=60, check=False)
+    assert done.returncode == 2
+    assert "unrecognized arguments: --bogus" in done.stderr
+    assert "setup-venv" not in done.stderr and "build-zipapps" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_an_interrupted_demo_says_so(
+        demo_run: tuple[subprocess.CompletedProcess[str], dict[str, Any]], tmp_path: Path
+) -> None:
+    # demo_run built the zipapps; interrupt a second run once its gateway step has started
+    import signal
+
+    from tests.support.signals import default_sigint
+
+    report_file = tmp_path / "report.json"
+    proc = subprocess.Popen([str(REPO / ".venv/bin/python"), str(REPO / "scripts/demo.py"),
+                             "--simulator", "--json-report", str(report_file)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=demo_env(), start_new_session=True, preexec_fn=default_sigint)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("== gateway"):
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+            break
+    rest, _ = proc.communicate(timeout=120)
+    out = "".join(seen) + rest
+    assert proc.returncode == 130, out[-3000:]
+    assert re.search(r"^demo: INTERRUPTED during step '[a-z -]+' \(Ctrl-C\) after \d step\(s\) "
+                     r"passed; everything torn down$", out, re.MULTILINE), out[-3000:]
+    assert "demo: OK" not in out
+    report = json.loads(report_file.read_text())
+    assert report["interrupted"] is True and report["ok"] is False
+    assert not Path(report["home"]).exists()

@@ -39,13 +39,13 @@ def test_json_result_goes_to_stdout_only() -> None:
     assert err.getvalue() == "chatter\n"
 
 
-def test_quiet_suppresses_info_but_not_warnings_and_verbose_shows_detail() -> None:
+def test_quiet_suppresses_info_and_warnings_and_verbose_shows_detail() -> None:
     err = io.StringIO()
     quiet = Output(verbosity=-1, stdout=io.StringIO(), stderr=err, color=False)
     quiet.info("hello")
     quiet.detail("more")
-    quiet.warn("careful")
-    assert err.getvalue() == "warning: careful\n"
+    quiet.warn("careful")  # -q: "only errors on stderr"
+    assert err.getvalue() == ""
     err2 = io.StringIO()
     loud = Output(verbosity=1, stdout=io.StringIO(), stderr=err2, color=False)
     loud.detail("more")

@@ -68,9 +68,11 @@ def test_ipv6_loopback_upstream_is_fine() -> None:
 
 @pytest.mark.parametrize("text, needle", [
     ("[gateway]\nport = 0\n", "out of range"),
-    ("[gateway]\nport = \"11434\"\n", "must be a int"),
-    ("[gateway]\ntokens = 1\n", "must be a bool"),
-    ("[gateway]\nlisten = \"auto\"\n", "must be a list of strings"),
+    ("[gateway]\nport = \"11434\"\n",
+     "gateway.port must be a whole number, not a string: write port = 11434"),
+    ("[gateway]\ntokens = 1\n", "gateway.tokens must be true or false, not a number (1)"),
+    ("[gateway]\nlisten = \"auto\"\n",
+     "gateway.listen must be a list of strings, not a string: write listen = [\"auto\"]"),
     ("[gateway]\nlisten = []\n", "empty"),
     ("[gateway]\nprofiles = [\"admin\"]\n", "unknown allowlist profile"),
     ("[gateway]\nlistne = [\"auto\"]\n", "unknown setting gateway.listne"),
