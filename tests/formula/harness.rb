@@ -35,6 +35,7 @@ module Harness
   class SkipInstall < StandardError; end
 
   FAILURES = [] # rubocop:disable Style/MutableConstant
+  AVAILABLE = [] # rubocop:disable Style/MutableConstant -- the formula and its dependencies
   COMMANDS = [] # rubocop:disable Style/MutableConstant
 
   module_function
@@ -380,7 +381,7 @@ class Formula
     # which raises FormulaUnavailableError for a name it cannot find. Here only the formula's
     # own dependencies are installed, so any other name is unavailable.
     def [](name)
-      unless spec["deps"].include?(name.to_s)
+      unless Harness::AVAILABLE.include?(name.to_s)
         raise Harness::Failure, "FormulaUnavailableError: No available formula with the name " \
                                 "\"#{name}\" (not a dependency of this formula)"
       end
@@ -735,6 +736,7 @@ module Harness
 
       formula = klass.new(name)
       spec = formula.spec
+      AVAILABLE.concat([name, *spec["deps"]])
       report.merge!(spec.reject { |k, _| k.end_with?("_block") })
       report["version"] = formula.version
       report["class"] = klass.name
