@@ -378,3 +378,88 @@ def test_the_test_environment_is_homebrews(zipapps: dict[str, Path], short_tmp: 
     formula.write_text(text.replace("  test do\n", probe, 1))
     rc, report, err = run_harness(formula, zipapps["ai-client"], short_tmp / "root-env-probe")
     assert rc == 0 and report["failures"] == [], err[-3000:]
+
+
+# -- before the first release: a local tap of this checkout, the license ---------------------
+
+
+def test_local_tap_installs_this_checkouts_zipapps(zipapps: dict[str, Path],
+                                                   short_tmp: Path) -> None:
+    """scripts/local-tap: a git repository of formulae whose file:// urls name
+    dist/release/<tool>.pyz with its sha256 -- installed and tested by the harness."""
+    tap = short_tmp / "tap"
+    done = subprocess.run([str(REPO / "scripts/local-tap"), "--tap-dir", str(tap)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"brew tap local/remote-ollama-proxy {tap}" in done.stdout
+    assert "brew install local/remote-ollama-proxy/ai-server" in done.stdout
+    log = subprocess.run(["git", "-C", str(tap), "log", "--oneline"], capture_output=True,
+                         text=True, check=True)
+    assert len(log.stdout.splitlines()) == 1
+    for tool in TOOLS:
+        asset = REPO / "dist" / "release" / f"{tool}.pyz"
+        formula = tap / "Formula" / f"{tool}.rb"
+        text = formula.read_text()
+        assert f'url "{asset.as_uri()}"' in text and "# unreleased:" not in text
+        assert f'version "{tree_version()}"' in text  # none can be read from this url
+        rc, report, err = run_harness(formula, asset, short_tmp / f"root-tap-{tool}")
+        assert rc == 0 and report["failures"] == [], err[-3000:]
+        assert report["sha256_matches"] is True
+        assert report["version_output"] == f"{tool} {tree_version()}"
+    again = subprocess.run([str(REPO / "scripts/local-tap"), "--tap-dir", str(tap)],
+                           capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0  # same tree, same build: nothing new to commit
+    log = subprocess.run(["git", "-C", str(tap), "log", "--oneline"], capture_output=True,
+                         text=True, check=True)
+    assert len(log.stdout.splitlines()) == 1
+
+
+def test_harness_rejects_a_local_url_not_named_like_the_installed_file(
+        zipapps: dict[str, Path], short_tmp: Path) -> None:
+    text = (REPO / "Formula" / "ai-server.rb").read_text()
+    text = re.sub(r'url "[^"]*"', 'url "file:///tmp/dist/release/ai-server"', text)
+    text = text.replace('  sha256 "', '  version "0.1.0"\n  sha256 "')
+    formula = short_tmp / "bad-local" / "ai-server.rb"
+    formula.parent.mkdir()
+    formula.write_text(text)
+    rc, report, _ = run_harness(formula, zipapps["ai-server"], short_tmp / "root-bad-local",
+                                "--no-install")
+    assert rc == 1
+    assert any("does not end in /ai-server.pyz" in f for f in report["failures"])
+    formula.write_text(text.replace('  version "0.1.0"\n', ""))
+    rc, report, _ = run_harness(formula, zipapps["ai-server"], short_tmp / "root-bad-local2",
+                                "--no-install")
+    assert any(f.startswith("Missing version") for f in report["failures"]), report["failures"]
+
+
+def test_the_license_the_formulae_and_the_package_announce_exists() -> None:
+    text = (REPO / "LICENSE").read_text()
+    assert text.startswith("MIT License\n") and "Permission is hereby granted" in text
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert 'license = "MIT"' in pyproject and 'license-files = ["LICENSE"]' in pyproject
+    for tool in TOOLS:
+        assert '  license "MIT"\n' in (REPO / "Formula" / f"{tool}.rb").read_text()
+
+
+def test_a_checkout_installs_as_a_python_distribution(zipapps: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    """What `pipx install .` / `uv tool install .` do: build this checkout's wheel and install
+    it with its dependencies into a venv of its own (offline here: scripts/build-zipapps has
+    built the wheel from the checkout and fetched the dependencies' wheels)."""
+    wheels = REPO / "build" / "wheels"
+    ours = list(wheels.glob("remote_ollama_proxy-*.whl"))
+    assert len(ours) == 1
+    import zipfile
+
+    names = zipfile.ZipFile(ours[0]).namelist()
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names[-10:]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    done = subprocess.run([str(venv / "bin/pip"), "install", "-q", "--no-index",
+                           "--find-links", str(wheels), "remote-ollama-proxy"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for tool in TOOLS:
+        out = subprocess.run([str(venv / "bin" / tool), "--version"], capture_output=True,
+                             text=True, timeout=60, check=False)
+        assert out.stdout.strip() == f"{tool} {tree_version()}", out.stderr
