@@ -1,6 +1,7 @@
 # ai-client: the laptop's side of remote-ollama-proxy. This repository is the tap.
-# `scripts/release VERSION` rewrites homepage, url, version and sha256 (from the reproducible
-# build); `scripts/release --check` and tests/formula/harness.rb verify this file.
+# `scripts/release VERSION` rewrites homepage, url and sha256 (from the reproducible build;
+# Homebrew reads the version from the url); `scripts/release --check` and
+# tests/formula/harness.rb verify this file.
 class AiClient < Formula
   include Language::Python::Shebang
 
@@ -9,7 +10,6 @@ class AiClient < Formula
   # unreleased: development formula, no release asset exists yet (scripts/release sets sha256)
   url "https://github.com/OWNER/remote-ollama-proxy/releases/download/v0.1.0/ai-client.pyz",
       using: :nounzip
-  version "0.1.0"
   sha256 "0000000000000000000000000000000000000000000000000000000000000000"
   license "MIT"
 
@@ -31,7 +31,7 @@ class AiClient < Formula
     bin.install_symlink libexec/"ai-client"
     # The bundled data (templates, compatibility rules) ships inside the zipapp as the
     # `aishare` package; a copy in pkgshare lets you read it.
-    python = Formula["python@3.13"].opt_bin/"python3.13"
+    python = formula_opt_bin("python@3.13")/"python3.13"
     system python, "-c", <<~PYTHON, libexec/"ai-client", pkgshare
       import pathlib, sys, zipfile
       prefix, dest = "site-packages/aishare/", pathlib.Path(sys.argv[2])

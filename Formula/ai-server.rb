@@ -1,6 +1,7 @@
 # ai-server: the Ollama machine's side of remote-ollama-proxy. This repository is the tap.
-# `scripts/release VERSION` rewrites homepage, url, version and sha256 (from the reproducible
-# build); `scripts/release --check` and tests/formula/harness.rb verify this file.
+# `scripts/release VERSION` rewrites homepage, url and sha256 (from the reproducible build;
+# Homebrew reads the version from the url); `scripts/release --check` and
+# tests/formula/harness.rb verify this file.
 class AiServer < Formula
   include Language::Python::Shebang
 
@@ -9,7 +10,6 @@ class AiServer < Formula
   # unreleased: development formula, no release asset exists yet (scripts/release sets sha256)
   url "https://github.com/OWNER/remote-ollama-proxy/releases/download/v0.1.0/ai-server.pyz",
       using: :nounzip
-  version "0.1.0"
   sha256 "0000000000000000000000000000000000000000000000000000000000000000"
   license "MIT"
 
@@ -35,7 +35,7 @@ class AiServer < Formula
     bin.install_symlink libexec/"ai-server"
     # The templates (HAProxy config, error pages, launchd/systemd units) ship inside the
     # zipapp as the `aishare` package; a copy in pkgshare lets you read what gets rendered.
-    python = Formula["python@3.13"].opt_bin/"python3.13"
+    python = formula_opt_bin("python@3.13")/"python3.13"
     system python, "-c", <<~PYTHON, libexec/"ai-server", pkgshare
       import pathlib, sys, zipfile
       prefix, dest = "site-packages/aishare/", pathlib.Path(sys.argv[2])
@@ -84,7 +84,7 @@ class AiServer < Formula
     assert_path_exists testpath/"gateway/errors/403.http"
     cfg = (testpath/"gateway/haproxy.cfg").read
     assert_match "bind 127.0.0.1:", cfg
-    haproxy = Formula["haproxy"].opt_bin/"haproxy"
+    haproxy = formula_opt_bin("haproxy")/"haproxy"
     assert_match "Configuration file is valid",
                  shell_output("#{haproxy} -c -f #{testpath}/gateway/haproxy.cfg 2>&1")
     assert_match "/api/pull", shell_output("#{bin}/ai-server allowlist")

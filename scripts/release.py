@@ -6,9 +6,10 @@
 `VERSION` must already be `aicommon.__version__` (bumping it is a commit of its own). The
 release builds both zipapps (scripts/build-zipapps: same tree -> same sha256), copies them to
 dist/release/<tool>.pyz with SHA256SUMS, points both formulae at the GitHub release assets
-(homepage, url, version, sha256), turns the changelog's "Unreleased" section into the
-version's dated section and writes dist/release/RELEASE_NOTES.md from it. It changes nothing
-unless every step before the writes succeeded, and ends by running the check.
+(homepage, url and sha256; Homebrew reads the version from the url), turns the changelog's
+"Unreleased" section into the version's dated section and writes dist/release/RELEASE_NOTES.md
+from it. It changes nothing unless every step before the writes succeeded, and ends by running
+the check.
 
 The formulae are in one of two states, and `--check` accepts exactly these:
 
@@ -89,11 +90,30 @@ def _field(text: str, name: str, path: Path) -> str:
     return match.group(1)
 
 
+RELEASE_URL_VERSION = re.compile(r"/releases/download/v(?P<version>[^/]+)/")
+
+
+def url_version(url: str, path: Path) -> str:
+    """The version Homebrew scans from a release url (its version.rb:393). The formulae carry
+    no `version` line: `brew audit` calls one equal to the scanned version redundant
+    (resource_auditor.rb:100-103)."""
+    match = RELEASE_URL_VERSION.search(url)
+    if match is None:
+        raise ReleaseError(f"Formula/{path.name}: no version in the url {url}",
+                           "the url must be <homepage>/releases/download/vX.Y.Z/<tool>.pyz")
+    return match.group("version")
+
+
 def read_formula(tool: str, root: Path = REPO) -> FormulaInfo:
     path = root / "Formula" / f"{tool}.rb"
     text = path.read_text(encoding="utf-8")
-    return FormulaInfo(tool, path, text, _field(text, "homepage", path), _field(text, "url", path),
-                       _field(text, "version", path), _field(text, "sha256", path),
+    if re.search(r'^[ \t]*version "', text, re.MULTILINE):
+        raise ReleaseError(f"Formula/{tool}.rb has a `version` line",
+                           "drop it: Homebrew reads the version from the release url, and "
+                           "`brew audit` calls a repeated one redundant")
+    url = _field(text, "url", path)
+    return FormulaInfo(tool, path, text, _field(text, "homepage", path), url,
+                       url_version(url, path), _field(text, "sha256", path),
                        MARKER.search(text) is not None)
 
 
@@ -281,7 +301,6 @@ def released_formula(f: FormulaInfo, version: str, homepage: str, sha: str) -> s
     text = MARKER.sub("", f.text)
     text = _sub_line(text, "homepage", homepage)
     text = _sub_line(text, "url", f.expected_url(version, homepage))
-    text = _sub_line(text, "version", version)
     return _sub_line(text, "sha256", sha)
 
 

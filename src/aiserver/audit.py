@@ -13,6 +13,7 @@ import json
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aicommon import tailscale
@@ -111,6 +112,29 @@ def audit_pool_nodes(settings: Settings) -> list[Finding]:
                                  "run ai-server on that machine and list its gateway here"))
         else:
             found.append(Finding("pool-node", True, f"pool node {node} refuses admin routes"))
+    return found
+
+
+def audit_services(settings: Settings) -> list[Finding]:
+    """The loaded service definitions (and running environments) against the settings: a
+    `brew services restart` or a hand edit must not silently change what runs."""
+    from aicommon.paths import server_paths
+    from aiserver.install import service_report
+
+    cfg = (Path(settings.source) if settings.source not in ("", "defaults")
+           else server_paths().config_file)
+    found = []
+    try:
+        report = service_report(settings, cfg)
+    except AiError as err:
+        return [Finding("services", False, err.message, err.hint or "")]
+    for key, s in report.items():
+        if s["differences"]:
+            found.append(Finding(f"{key}-service", False, "; ".join(s["differences"]),
+                                 "run `ai-server install` (restores what is loaded)"))
+        elif s["running"]:
+            found.append(Finding(f"{key}-service", True,
+                                 f"loaded {s['definition']} matches the settings"))
     return found
 
 
@@ -222,6 +246,7 @@ def audit(settings: Settings) -> dict[str, Any]:
                                 "kernel networking" if tun else "userspace networking on a "
                                 "separate gateway port"))
 
+    findings += audit_services(settings)
     findings += audit_pool_nodes(settings)
     hp = preflight.check_haproxy()
     if hp.status != preflight.WARN:  # a warning is reported once, under "warnings"

@@ -54,15 +54,7 @@ def status(config: Path | None) -> dict[str, Any]:
     paths = server_paths()
     data: dict[str, Any] = {"settings": str(cfg), "installed": (paths.state_dir
                                                                 / install.MANIFEST).exists()}
-    ollama_bin = preflight.ollama_binary(settings) or "ollama"
-    chosen = install.choose_managers(install.service_specs(settings, paths, cfg, ollama_bin),
-                                     paths)
-    data["services"] = {}
-    for key, (spec, manager) in chosen.items():
-        st = manager.state(spec)
-        data["services"][key] = {"manager": st.manager, "running": st.running, "pid": st.pid,
-                                 "state": st.detail, "definition": str(
-                                     manager.definition_path(spec))}
+    data["services"] = install.service_report(settings, cfg)
     _, socks = listeners.listening()
     _, up_port = split_hostport(settings.gateway.upstream)
     data["listening"] = [{"address": s.address, "port": s.port, "process": s.process}
@@ -104,6 +96,8 @@ def human_status(d: dict[str, Any]) -> str:
     for key, s in d["services"].items():
         mark = "running" if s["running"] else "stopped"
         lines.append(f"{key:<10} {mark} ({s['manager']}, pid {s['pid'] or '-'})")
+        for diff in s["differences"]:
+            lines.append(f"  differs  {diff}  (`ai-server install` restores it)")
     o = d["ollama"]
     lines.append("ollama     " + (f"{o['version']} at {o['url']}" if "version" in o
                                   else o["error"]))
@@ -140,23 +134,29 @@ def doctor(config: Path | None) -> list[preflight.Check]:
     ollama_bin = preflight.ollama_binary(settings) or "ollama"
     chosen = install.choose_managers(install.service_specs(settings, paths, cfg, ollama_bin),
                                      paths)
+    try:
+        install.check_brew_env_files(chosen)
+    except AiError as err:
+        checks.append(preflight.Check("homebrew-env-file", preflight.FAIL, err.message,
+                                      err.hint or ""))
+    report = install.service_report(settings, cfg)
     for key, (spec, manager) in chosen.items():
         target = manager.definition_path(spec)
-        try:
-            on_disk = target.read_text()
-        except FileNotFoundError:
-            checks.append(preflight.Check(f"{key}-service", preflight.FAIL,
-                                          f"{target} is missing", "ai-server install"))
+        s = report[key]
+        if not s["running"]:
+            checks.append(preflight.Check(f"{key}-running", preflight.FAIL,
+                                          f"{s['state']} ({manager.name})", "ai-server install"))
             continue
-        if on_disk != manager.render(spec):
-            checks.append(preflight.Check(f"{key}-service", preflight.WARN,
-                                          f"{target} differs from the settings (drift)",
-                                          "ai-server install  (applies the settings)"))
+        if s["differences"]:
+            checks.append(preflight.Check(
+                f"{key}-service", preflight.WARN,
+                f"the loaded service differs from the settings: {'; '.join(s['differences'])}",
+                "ai-server install  (restores it)"))
         else:
             checks.append(preflight.Check(f"{key}-service", preflight.PASS,
-                                          f"{target} matches the settings"))
-        state = manager.state(spec)
-        checks.append(preflight.Check(f"{key}-running", preflight.PASS if state.running
-                                      else preflight.FAIL, f"{state.detail} ({manager.name})",
-                                      "" if state.running else "ai-server install"))
+                                          f"{s['definition']} (loaded) matches the settings"
+                                          + (f" ({target})" if str(target) != s["definition"]
+                                             else "")))
+        checks.append(preflight.Check(f"{key}-running", preflight.PASS,
+                                      f"{s['state']} ({manager.name})"))
     return checks

@@ -65,8 +65,7 @@ class Action:
         if self.verb == "reload":
             return "ai-server reload (graceful: live streams finish)"
         if isinstance(self.manager, services.Brew):
-            return (f"brew services {self.verb} {self.spec.formula} "
-                    f"--file={self.manager.definition_path(self.spec)}")
+            return f"brew services {self.verb} {self.spec.formula}"
         if isinstance(self.manager, services.Launchd):
             return (f"launchctl bootstrap gui/{system.uid()} "
                     f"{self.manager.definition_path(self.spec)}")
@@ -175,6 +174,26 @@ def service_specs(settings: Settings, paths: AppPaths, config_file: Path,
     }
 
 
+def brew_spec(spec: ServiceSpec, paths: AppPaths) -> ServiceSpec:
+    """The spec of a service Homebrew runs from the formula's own `service do` block: what we
+    want differs from the formula only by environment variables, which go into Homebrew's
+    per-user env file. Ollama: our OLLAMA_* settings (the formula sets FLASH_ATTENTION and
+    KV_CACHE_TYPE; ours win). ai-server: the formula runs `ai-server run` with the default
+    settings path, so a different one goes in as AI_SERVER_CONFIG."""
+    env = [(k, v) for k, v in spec.env if k != "PATH"]
+    argv = spec.argv
+    if spec.key == "ollama":
+        env = [(k, v) for k, v in env if k != "OLLAMA_FLASH_ATTENTION"]
+        flash = dict(spec.env).get("OLLAMA_FLASH_ATTENTION") == "1"
+        env.append(("OLLAMA_FLASH_ATTENTION", "1" if flash else "0"))
+    elif spec.key == "gateway" and "--config" in argv:
+        config = argv[argv.index("--config") + 1]
+        argv = (argv[0], "run")
+        if Path(config) != paths.config_file:
+            env.append(("AI_SERVER_CONFIG", config))
+    return replace(spec, argv=argv, env=tuple(env), stdout=Path(), stderr=Path())
+
+
 def choose_managers(specs: dict[str, ServiceSpec], paths: AppPaths
                     ) -> dict[str, tuple[ServiceSpec, Manager]]:
     platform = system.platform_name()
@@ -185,11 +204,47 @@ def choose_managers(specs: dict[str, ServiceSpec], paths: AppPaths
     for key, spec in specs.items():
         manager: Manager
         if brew and spec.formula and services.brew_has(brew, spec.formula):
-            manager = services.Brew(brew, platform, paths.state_dir / "services")
+            manager = services.Brew(brew, platform)
+            spec = brew_spec(spec, paths)
         else:
             manager = services.direct_manager(platform, home)
         chosen[key] = (spec, manager)
     return chosen
+
+
+def check_brew_env_files(chosen: dict[str, tuple[ServiceSpec, Manager]]) -> None:
+    """Homebrew older than 6.0.15 ignores the env file: a `brew services restart` would then
+    silently drop our settings, so refuse rather than pretend."""
+    needs = [s.formula for s, m in chosen.values() if isinstance(m, services.Brew) and s.env]
+    brew = system.find_brew()
+    if not needs or brew is None:
+        return
+    version = services.brew_version(brew)
+    if version is not None and version < services.BREW_ENV_FILES_SINCE:
+        have = ".".join(map(str, version))
+        raise AiError(f"Homebrew {have} cannot keep ai-server's settings for "
+                      f"{', '.join(map(str, needs))} across `brew services restart` "
+                      "(per-service env files need Homebrew 6.0.15 or newer)",
+                      "run `brew update`, then `ai-server install` again",
+                      code="brew.too_old", exit_code=ExitCode.UNAVAILABLE)
+
+
+def service_report(settings: Settings, cfg: Path) -> dict[str, dict[str, Any]]:
+    """Each service as it is loaded and running, and how that differs from what install
+    wants (for status, doctor and audit)."""
+    paths = server_paths()
+    ollama_bin = preflight.ollama_binary(settings) or "ollama"
+    chosen = choose_managers(service_specs(settings, paths, cfg, ollama_bin), paths)
+    out: dict[str, dict[str, Any]] = {}
+    for key, (spec, manager) in chosen.items():
+        st = manager.state(spec)
+        loaded = (manager.installed_path(spec) if isinstance(manager, services.Brew)
+                  else manager.definition_path(spec))
+        out[key] = {"manager": st.manager, "running": st.running, "pid": st.pid,
+                    "state": st.detail, "definition": str(loaded),
+                    "settings_file": str(manager.definition_path(spec)),
+                    "differences": services.differences(spec, manager, st)}
+    return out
 
 
 def _read(path: Path) -> str | None:
@@ -223,6 +278,7 @@ def build_plan(config_file: Path | None, opts: Options, *, dry_run: bool = False
         raise preflight_error(bad)
     ollama_bin = preflight.ollama_binary(settings) or "ollama"  # dry run without Ollama
     chosen = choose_managers(service_specs(settings, paths, cfg, ollama_bin), paths)
+    check_brew_env_files(chosen)
     files: list[FileChange] = []
     old_settings = _read(cfg)
     settings_changed = old_settings is None or parse(old_settings, str(cfg)) != settings
@@ -243,12 +299,15 @@ def build_plan(config_file: Path | None, opts: Options, *, dry_run: bool = False
         target = manager.definition_path(spec)
         text = manager.render(spec)
         old = _read(target)
-        if old != text:
+        changed = old != text and not (old is None and text == "")
+        if changed:  # 0644: Homebrew skips a group- or world-writable env file
             files.append(FileChange(target, old, text, 0o644, f"{key} service ({manager.name})"))
         state = manager.state(spec)
+        # what is loaded, not our copy: a `brew services restart` may have replaced it
+        drift = services.differences(spec, manager, state) if state.running else []
         if not state.running:
             actions.append(Action(spec, manager, "start", False))
-        elif old != text:
+        elif changed or drift:
             actions.append(Action(spec, manager, "restart", True))
         elif key == "gateway" and settings_changed:
             actions.append(Action(spec, manager, "reload", True))
@@ -278,8 +337,12 @@ def _note_side_dirs(plan: Plan, existed: set[Path], applied: Applied) -> None:
 
 
 def _rollback(plan: Plan, applied: Applied, remove_trees: tuple[Path, ...] = ()) -> list[str]:
-    """Undo a partial apply: stop what we started (while its definition is still there),
-    restore the files, restart what was running with its old definition, drop new dirs."""
+    """Undo a partial apply, in an order that never leaves a service stopped and
+    unregistered: stop what we started (while its definition is still there), restore the
+    files, then restart what was running -- but only from a definition that exists again
+    (a restart first stops the service and only then looks for its file: restart.rb:29-40,
+    cli.rb:122-128). Brew-managed services restart from the formula's own definition, which
+    Homebrew regenerates with the restored env file."""
     problems = []
     started = [a for a in reversed(applied.done) if a.verb != "reload"]
     for action in started:
@@ -294,11 +357,17 @@ def _rollback(plan: Plan, applied: Applied, remove_trees: tuple[Path, ...] = ())
         except (OSError, AiError) as exc:
             problems.append(f"restore {change.path}: {exc}")
     for action in started:
-        if action.was_running:
-            try:
-                action.manager.start(action.spec, restart=True)
-            except AiError as exc:
-                problems.append(f"restart {action.spec.key}: {exc.message}")
+        if not action.was_running:
+            continue
+        if (not isinstance(action.manager, services.Brew)
+                and not action.manager.definition_path(action.spec).exists()):
+            problems.append(f"restart {action.spec.key}: no previous definition to restart "
+                            "from (left running as it is)")
+            continue
+        try:
+            action.manager.start(action.spec, restart=True)
+        except AiError as exc:
+            problems.append(f"restart {action.spec.key}: {exc.message}")
     for tree in remove_trees:  # written by services we started (not by this process)
         shutil.rmtree(tree, ignore_errors=True)
     remove_created_dirs(applied.created_dirs)
@@ -439,8 +508,10 @@ def _write_manifest(plan: Plan, applied: Applied, paths: AppPaths) -> None:
     manifest_path = paths.state_dir / MANIFEST
     old = json.loads(_read(manifest_path) or "{}")
     files = set(old.get("files", []))
+    brew_env = {str(m.definition_path(s)) for s, m in plan.specs.values()
+                if isinstance(m, services.Brew)}  # shared with the user: edited, not owned
     files.update(str(c.path) for c, _ in applied.written if c.purpose != "settings"
-                 and c.purpose != "token map")
+                 and c.purpose != "token map" and str(c.path) not in brew_env)
     dirs = list(dict.fromkeys([*old.get("created_dirs", []),
                                *(str(d) for d in applied.created_dirs)]))
     data = {
@@ -475,8 +546,20 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
             manager.stop(spec)
             stopped.append(key)
     removed = []
+    for spec, manager in chosen.values():  # our block out of Homebrew's env file
+        if isinstance(manager, services.Brew):
+            env_file = manager.definition_path(spec)
+            text = _read(env_file)
+            if text is not None and services.strip_env_block(text) != text:
+                rest = services.strip_env_block(text)
+                if rest.strip():
+                    atomic_write(env_file, rest, mode=0o644)
+                else:
+                    env_file.unlink()
+                removed.append(f"{env_file} (ai-server's block)")
     for f in [*manifest.get("files", []),
-              *(str(m.definition_path(s)) for s, m in chosen.values())]:
+              *(str(m.definition_path(s)) for s, m in chosen.values()
+                if not isinstance(m, services.Brew))]:
         p = Path(f)
         if p.exists() or p.is_symlink():
             p.unlink()

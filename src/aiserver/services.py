@@ -1,13 +1,20 @@
 """Service definitions (launchd plists, systemd units) and the managers that run them.
 
-Ollama and the gateway are started by `brew services … --file=<our definition>` when the
-formula is installed through Homebrew, else by launchd (macOS) or systemd --user (Linux)
-directly, from the same templates.
+When the formula (ollama, ai-server) is installed through Homebrew, `brew services` runs it
+with the definition Homebrew itself generates from the formula's `service do` block; our
+settings reach it through Homebrew's per-user env file
+(`$HOMEBREW_USER_CONFIG_HOME/services/<formula>.env`, Homebrew 6.0.15+), which Homebrew
+merges in every time it (re)generates the definition (service.rb:443-488). So a user's
+`brew services restart <formula>` -- which deletes the installed definition and regenerates
+it (restart.rb:29-40, cli.rb:122-161, formula_wrapper.rb:270-278) -- keeps our setup.
+Otherwise launchd (macOS) or systemd --user (Linux) run our own definitions directly.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import plistlib
 import re
 import shlex
 import string
@@ -22,6 +29,11 @@ from aicommon.runner import run
 from aiserver import system
 
 LABEL_PREFIX = "com.remote-ollama-proxy"
+# Homebrew merges $HOMEBREW_USER_CONFIG_HOME/services/<formula>.env since 6.0.15 (commit
+# 9a239b2, 2026-07-31; service.rb:443-488).
+BREW_ENV_FILES_SINCE = (6, 0, 15)
+ENV_BEGIN = "# >>> ai-server install (brew services reads this block) >>>"
+ENV_END = "# <<< ai-server install <<<"
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,101 @@ class ServiceState:
     pid: int | None
     file: str | None
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A service definition as the service manager has it: program arguments, environment."""
+
+    file: Path
+    argv: tuple[str, ...]
+    env: dict[str, str]
+
+
+def read_definition(path: Path) -> Loaded | None:
+    """Parse a launchd plist or a systemd unit (ours or one Homebrew generated)."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    if raw.lstrip().startswith((b"<?xml", b"<!DOCTYPE", b"<plist", b"bplist")):
+        try:
+            data = plistlib.loads(raw)
+        except (ValueError, plistlib.InvalidFileException):
+            return None
+        env = data.get("EnvironmentVariables") or {}
+        return Loaded(path, tuple(str(a) for a in data.get("ProgramArguments") or ()),
+                      {str(k): str(v) for k, v in env.items()})
+    argv: tuple[str, ...] = ()
+    env = {}
+    section = ""
+    for line in raw.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        if section != "Service" or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        try:
+            words = shlex.split(value)
+        except ValueError:
+            continue
+        if key == "ExecStart":
+            argv = tuple(words)
+        elif key == "Environment":
+            for word in words:
+                name, sep, val = word.partition("=")
+                if sep:
+                    env[name] = val
+    return Loaded(path, argv, env)
+
+
+def process_env(pid: int | None) -> dict[str, str] | None:
+    """The environment of a running process where the OS shows it (Linux /proc; None else)."""
+    if not pid:
+        return None
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    out = {}
+    for item in raw.split(b"\0"):
+        name, sep, value = item.decode("utf-8", "replace").partition("=")
+        if sep:
+            out[name] = value
+    return out
+
+
+def brew_user_config_home() -> Path:
+    """Where Homebrew reads per-user configuration (bin/brew:163-170)."""
+    if os.environ.get("XDG_CONFIG_HOME"):
+        return Path(os.environ["XDG_CONFIG_HOME"]) / "homebrew"
+    if os.environ.get("HOMEBREW_XDG_CONFIG_HOME"):
+        return Path(os.environ["HOMEBREW_XDG_CONFIG_HOME"]) / "homebrew"
+    return Path.home() / ".homebrew"
+
+
+def strip_env_block(text: str) -> str:
+    """An env file without our block (the user's own lines stay as they were)."""
+    lines = text.splitlines(keepends=True)
+    try:
+        begin = next(i for i, line in enumerate(lines) if line.rstrip("\r\n") == ENV_BEGIN)
+        end = next(i for i in range(begin, len(lines)) if lines[i].rstrip("\r\n") == ENV_END)
+    except StopIteration:
+        return text
+    return "".join(lines[:begin] + lines[end + 1:])
+
+
+def env_file_text(old: str | None, env: tuple[tuple[str, str], ...]) -> str:
+    """The user's lines, then our block last (later lines win in Homebrew's merge)."""
+    keep = strip_env_block(old or "")
+    if not env:
+        return keep
+    if keep and not keep.endswith("\n"):
+        keep += "\n"
+    block = "".join(f"{k}={v}\n" for k, v in env)
+    return f"{keep}{ENV_BEGIN}\n{block}{ENV_END}\n"
 
 
 def plist_text(spec: ServiceSpec, label: str) -> str:
@@ -88,45 +195,81 @@ class Manager(Protocol):
     def stop(self, spec: ServiceSpec) -> None: ...
     def state(self, spec: ServiceSpec) -> ServiceState: ...
     def side_dirs(self) -> list[Path]: ...
+    def loaded(self, spec: ServiceSpec) -> Loaded | None: ...
+
+
+def differences(spec: ServiceSpec, manager: Manager, state: ServiceState) -> list[str]:
+    """What the loaded definition (and, where the OS shows it, the running process's
+    environment) has that differs from what `ai-server install` wants. PATH is left out:
+    Homebrew's and launchd's PATH are theirs to choose."""
+    loaded = manager.loaded(spec)
+    where = str(manager.installed_path(spec)) if isinstance(manager, Brew) else str(
+        manager.definition_path(spec))
+    if loaded is None:
+        return [f"no definition at {where}"] if state.running else []
+    found = []
+    if loaded.argv[1:] != spec.argv[1:]:
+        found.append(f"{where} runs {shlex.join(loaded.argv)!r}, wanted arguments "
+                     f"{shlex.join(spec.argv[1:])!r}")
+    wanted = [(k, v) for k, v in spec.env if k != "PATH"]
+    for key, value in wanted:
+        if loaded.env.get(key) != value:
+            found.append(f"{where}: {key}={loaded.env.get(key, '(unset)')}, wanted {value}")
+    penv = process_env(state.pid) if state.running else None
+    if penv is not None:
+        for key, value in wanted:
+            if penv.get(key) != value:
+                found.append(f"running process {state.pid}: {key}="
+                             f"{penv.get(key, '(unset)')}, wanted {value}")
+    return found
 
 
 @dataclass
 class Brew:
-    """`brew services` with our own definition file (--file)."""
+    """`brew services` with the formula's own definition; our settings live in Homebrew's
+    per-user env file for the formula, which every (re)generation merges in."""
 
     brew: str
     platform: str
-    render_dir: Path
     name: str = "brew"
 
     def definition_path(self, spec: ServiceSpec) -> Path:
-        assert spec.formula is not None
-        suffix = ".plist" if self.platform == "darwin" else ".service"
-        base = (f"homebrew.mxcl.{spec.formula}" if self.platform == "darwin"
-                else f"homebrew.{spec.formula}")
-        return self.render_dir / f"{base}{suffix}"
+        """What install writes: $HOMEBREW_USER_CONFIG_HOME/services/<formula>.env."""
+        return brew_user_config_home() / "services" / f"{spec.formula}.env"
+
+    def installed_path(self, spec: ServiceSpec) -> Path:
+        """Where `brew services start` installs the generated definition (formula_wrapper.rb:
+        131-139: the user's LaunchAgents or systemd user directory)."""
+        home = Path.home()
+        if self.platform == "darwin":
+            return home / "Library" / "LaunchAgents" / f"homebrew.mxcl.{spec.formula}.plist"
+        return home / ".config" / "systemd" / "user" / f"homebrew.{spec.formula}.service"
 
     def render(self, spec: ServiceSpec) -> str:
-        assert spec.formula is not None
-        if self.platform == "darwin":
-            return plist_text(spec, f"homebrew.mxcl.{spec.formula}")
-        return unit_text(spec)
+        try:
+            old = self.definition_path(spec).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            old = None
+        return env_file_text(old, spec.env)
 
     def start(self, spec: ServiceSpec, restart: bool) -> None:
+        # no --file: Homebrew generates the definition from the formula and the env file
         verb = "restart" if restart else "start"
-        run([self.brew, "services", verb, str(spec.formula),
-             f"--file={self.definition_path(spec)}"], timeout=120)
+        run([self.brew, "services", verb, str(spec.formula)], timeout=120)
 
     def stop(self, spec: ServiceSpec) -> None:
         run([self.brew, "services", "stop", str(spec.formula)], timeout=120)
 
     def side_dirs(self) -> list[Path]:
-        """Directories `brew services` itself may create (where it copies our definition)."""
+        """Directories `brew services` itself may create (where it installs definitions)."""
         home = Path.home()
         if self.platform == "darwin":
             return [home / "Library", home / "Library" / "LaunchAgents"]
         user = home / ".config" / "systemd" / "user"
         return [home / ".config", user.parent, user, user / "default.target.wants"]
+
+    def loaded(self, spec: ServiceSpec) -> Loaded | None:
+        return read_definition(self.installed_path(spec))
 
     def state(self, spec: ServiceSpec) -> ServiceState:
         done = run([self.brew, "services", "info", str(spec.formula), "--json"], timeout=60,
@@ -139,6 +282,12 @@ class Brew:
         return ServiceState(spec.key, self.name, bool(info.get("running")),
                             pid if isinstance(pid, int) else None, info.get("file"),
                             str(info.get("status", "unknown")))
+
+
+def brew_version(brew: str) -> tuple[int, ...] | None:
+    done = run([brew, "--version"], timeout=60, check=False)
+    match = re.search(r"Homebrew (\d+)\.(\d+)\.(\d+)", done.stdout)
+    return tuple(int(g) for g in match.groups()) if done.ok and match else None
 
 
 @dataclass
@@ -157,6 +306,9 @@ class Launchd:
 
     def side_dirs(self) -> list[Path]:
         return []
+
+    def loaded(self, spec: ServiceSpec) -> Loaded | None:
+        return read_definition(self.definition_path(spec))
 
     def _target(self, spec: ServiceSpec) -> str:
         return f"gui/{system.uid()}/{self.label(spec)}"
@@ -210,6 +362,9 @@ class Systemd:
     def side_dirs(self) -> list[Path]:
         """`systemctl enable` makes default.target.wants/ and leaves it behind on disable."""
         return [self.home / ".config" / "systemd" / "user" / "default.target.wants"]
+
+    def loaded(self, spec: ServiceSpec) -> Loaded | None:
+        return read_definition(self.definition_path(spec))
 
     def stop(self, spec: ServiceSpec) -> None:
         if self.definition_path(spec).exists():

@@ -20,6 +20,7 @@
 # exits 1 when anything failed.
 
 require "fileutils"
+require "ipaddr"
 require "digest"
 require "json"
 require "open3"
@@ -34,6 +35,7 @@ module Harness
   class SkipInstall < StandardError; end
 
   FAILURES = [] # rubocop:disable Style/MutableConstant
+  AVAILABLE = [] # rubocop:disable Style/MutableConstant -- the formula and its dependencies
   COMMANDS = [] # rubocop:disable Style/MutableConstant
 
   module_function
@@ -48,13 +50,18 @@ module Harness
   end
 
   # What Homebrew's test and install environments look like: no tool overrides, a PATH of the
-  # prefix plus the system directories.
+  # prefix plus the system directories, HOME in the sandbox and the variables of
+  # Formula#common_sandbox_env (formula.rb:3743-3760; merged for `brew install`'s stage at
+  # formula.rb:3821-3822 and for `brew test` at formula.rb:3315-3316), among them
+  # PYTHONDONTWRITEBYTECODE=1 and XDG_CONFIG_HOME=<home>/.config.
   def clean_env(home)
     ENV.keys.each do |key|
       ENV.delete(key) if key.start_with?("AI_", "SHIV_", "XDG_", "FAKE_", "PYTHON")
     end
     ENV["HOME"] = home.to_s
     ENV["PATH"] = "#{HOMEBREW_PREFIX}/bin:#{HOMEBREW_PREFIX}/sbin:/usr/bin:/bin:/usr/sbin:/sbin"
+    ENV["PYTHONDONTWRITEBYTECODE"] = "1"
+    ENV["XDG_CONFIG_HOME"] = "#{home}/.config"
   end
 
   def run(args, input: nil)
@@ -169,15 +176,23 @@ class LivecheckSpec
   end
 end
 
-# `service do ... end`, evaluated the way Homebrew::Service does: DSL calls are recorded and
-# the formula's path methods are delegated (each use is recorded, so Cellar paths are caught).
+# `service do ... end`, evaluated the way Homebrew::Service (Library/Homebrew/service.rb) does:
+# the block is instance_eval'd on the service object (service.rb:65), which delegates only
+# nine path methods to the formula (service.rb:516) -- anything else (`opt_share`, `pkgshare`,
+# `prefix`, `sbin`, `share`, ...) is a NameError, so `brew services start` fails. Option values
+# are checked as Homebrew checks them: its own TypeErrors (service.rb:97, 206-207, 264-269,
+# 323, 340-342, 357, 421, 511) and the types of its sorbet signatures (sorbet-runtime raises
+# TypeError). Uses of `bin`/`libexec` are recorded for the Cellar-path cop (rubocops/service.rb).
 class ServiceSpec
   CELLAR_PATHS = { bin: :opt_bin, libexec: :opt_libexec, pkgshare: :opt_pkgshare,
                    prefix: :opt_prefix, sbin: :opt_sbin, share: :opt_share }.freeze
-  DELEGATED = (CELLAR_PATHS.keys + CELLAR_PATHS.values + [:etc, :var]).freeze
-  OPTIONS = %i[keep_alive run_type interval cron run_at_load require_root working_dir root_dir
-               input_path log_path error_log_path restart_delay throttle_interval
-               process_type macos_legacy_timers nice sockets].freeze
+  DELEGATED = %i[bin etc libexec opt_bin opt_libexec opt_pkgshare opt_prefix opt_sbin var].freeze
+  KEEP_ALIVE_KEYS = %i[always successful_exit crashed path].freeze # service.rb:28
+  RUN_TYPES = %i[immediate interval cron].freeze # service.rb:354
+  PROCESS_TYPES = %i[background standard interactive adaptive].freeze # service.rb:337
+  NICE_RANGE = (-20..19) # service.rb:29
+  SOCKET_STRING_REGEX = %r{^(?<type>[a-z]+)://(?<host>.+):(?<port>[0-9]+)$}i # service.rb:30
+  PATH_TYPES = [String, Pathname].freeze
 
   attr_reader :data, :used
 
@@ -194,20 +209,130 @@ class ServiceSpec
     end
   end
 
+  def f = @formula # service.rb:76
+
   def std_service_path_env
     @formula.std_service_path_env
   end
 
-  def run(command = nil, macos: nil, linux: nil)
-    @data["run"] = command || linux || macos
+  def type!(meth, value, *types)
+    return if types.any? { |type| type === value } # rubocop:disable Style/CaseEquality
+
+    raise TypeError, "Service##{meth}: expected #{types.map(&:to_s).join(" or ")}, " \
+                     "got #{value.inspect} (#{value.class})"
   end
 
-  def environment_variables(vars)
+  def run(command = nil, macos: nil, linux: nil)
+    command ||= linux || macos # the Linux side of on_system_conditional (service.rb:121)
+    case command
+    when String, Pathname then @data["run"] = [command.to_s]
+    when Array
+      command.each { |arg| type!(:run, arg, String, Pathname) }
+      @data["run"] = command.map(&:to_s)
+    else type!(:run, command, Array, String, Pathname)
+    end
+  end
+
+  def name(macos: nil, linux: nil)
+    raise TypeError, "Service#name expects at least one String" if [macos, linux].none?(String)
+
+    @data["name"] = { "macos" => macos, "linux" => linux }.compact
+  end
+
+  def environment_variables(vars = {})
+    type!(:environment_variables, vars, Hash)
+    vars.each do |key, value|
+      type!(:environment_variables, key, Symbol)
+      type!(:environment_variables, value, String, Pathname)
+    end
     @data["environment_variables"] = vars.to_h { |k, v| [k.to_s, v.to_s] }
   end
 
-  OPTIONS.each do |meth|
-    define_method(meth) { |value| @data[meth.to_s] = value }
+  %i[working_dir root_dir input_path log_path error_log_path].each do |meth|
+    define_method(meth) do |path|
+      type!(meth, path, *PATH_TYPES)
+      @data[meth.to_s] = path.to_s
+    end
+  end
+
+  %i[require_root run_at_load launch_only_once macos_legacy_timers].each do |meth|
+    define_method(meth) do |value|
+      type!(meth, value, TrueClass, FalseClass)
+      @data[meth.to_s] = value
+    end
+  end
+
+  %i[restart_delay throttle_interval interval].each do |meth|
+    define_method(meth) do |value|
+      type!(meth, value, Integer)
+      @data[meth.to_s] = value
+    end
+  end
+
+  def stop_timeout(value)
+    type!(:stop_timeout, value, Integer)
+    raise TypeError, "Service#stop_timeout must be a non-negative integer" if value.negative?
+
+    @data["stop_timeout"] = value
+  end
+
+  def keep_alive(value)
+    case value
+    when true, false then @data["keep_alive"] = { "always" => value }
+    when Hash
+      raise TypeError, "Service#keep_alive only allows: #{KEEP_ALIVE_KEYS}" unless
+        (value.keys - KEEP_ALIVE_KEYS).empty?
+
+      @data["keep_alive"] = value.transform_keys(&:to_s)
+    else type!(:keep_alive, value, TrueClass, FalseClass, Hash)
+    end
+  end
+
+  def run_type(value)
+    type!(:run_type, value, Symbol)
+    raise TypeError, "Service#run_type allows: #{RUN_TYPES.join("/")}" unless RUN_TYPES.include?(value)
+
+    @data["run_type"] = value.to_s
+  end
+
+  def process_type(value)
+    type!(:process_type, value, Symbol)
+    raise TypeError, "Service#process_type allows: #{PROCESS_TYPES.join("/")}" unless
+      PROCESS_TYPES.include?(value)
+
+    @data["process_type"] = value.to_s
+  end
+
+  def nice(value)
+    type!(:nice, value, Integer)
+    raise TypeError, "Service#nice value should be in #{NICE_RANGE}" unless NICE_RANGE.cover?(value)
+
+    @data["nice"] = value
+  end
+
+  def cron(value)
+    type!(:cron, value, String)
+    if !value.start_with?("@") && value.split.length != 5
+      raise TypeError, "Service#parse_cron expects a valid cron syntax"
+    end
+
+    @data["cron"] = value
+  end
+
+  def sockets(value)
+    type!(:sockets, value, String, Hash)
+    (value.is_a?(String) ? { listeners: value } : value).each_value do |socket|
+      match = socket.to_s.match(SOCKET_STRING_REGEX)
+      raise TypeError, "Service#sockets a formatted socket definition as <type>://<host>:<port>" unless
+        match
+
+      begin
+        IPAddr.new(match[:host])
+      rescue IPAddr::InvalidAddressError
+        raise TypeError, "Service#sockets expects a valid ipv4 or ipv6 host address"
+      end
+    end
+    @data["sockets"] = value
   end
 end
 
@@ -252,9 +377,16 @@ class Formula
       spec["test_block"] = block
     end
 
-    # Formula["python@3.13"]: a dependency, seen through its opt prefix.
+    # Formula["python@3.13"]: Homebrew loads it with Formulary.factory (formula.rb:2699-2701),
+    # which raises FormulaUnavailableError for a name it cannot find. Here only the formula's
+    # own dependencies are installed, so any other name is unavailable.
     def [](name)
-      Dependency.new(name)
+      unless Harness::AVAILABLE.include?(name.to_s)
+        raise Harness::Failure, "FormulaUnavailableError: No available formula with the name " \
+                                "\"#{name}\" (not a dependency of this formula)"
+      end
+
+      Dependency.new(name.to_s)
     end
   end
 
@@ -273,7 +405,8 @@ class Formula
 
   def spec = self.class.spec
   def deps = spec["deps"]
-  def version = spec["version"].to_s
+  # The `version` line, else the version Homebrew scans from the url.
+  def version = (spec["version"] || Harness.version_from_url(spec["url"].to_s)).to_s
   def prefix = HOMEBREW_PREFIX/"Cellar"/name/version
   def bin = prefix/"bin"
   def sbin = prefix/"sbin"
@@ -294,6 +427,15 @@ class Formula
     "#{HOMEBREW_PREFIX}/bin:#{HOMEBREW_PREFIX}/sbin:/usr/bin:/bin:/usr/sbin:/sbin"
   end
 
+  # Utils::Path's helpers, included into Formula (formula.rb:87; utils/path.rb:28-80): the opt
+  # paths of any formula by name, with no Formula object (what Homebrew/FormulaPathMethods asks
+  # for instead of `Formula["x"].opt_bin`).
+  def formula_opt_prefix(formula_name) = HOMEBREW_PREFIX/"opt"/formula_name.to_s.split("/").last
+  def formula_opt_bin(formula_name) = formula_opt_prefix(formula_name)/"bin"
+  def formula_opt_lib(formula_name) = formula_opt_prefix(formula_name)/"lib"
+  def formula_opt_libexec(formula_name) = formula_opt_prefix(formula_name)/"libexec"
+  def formula_opt_include(formula_name) = formula_opt_prefix(formula_name)/"include"
+
   def run_test(testpath)
     @testpath = testpath
     instance_exec(&spec["test_block"])
@@ -303,7 +445,18 @@ class Formula
 
   # --- helpers of `install` and `test do` ---
 
+  # Formula#system's signature (formula.rb:3521): cmd String|Pathname, each argument
+  # String|Integer|Pathname|Symbol; sorbet-runtime raises TypeError for anything else.
   def system(cmd, *args)
+    unless [String, Pathname].any? { |type| cmd.is_a?(type) }
+      raise TypeError, "Formula#system: cmd must be a String or Pathname, got #{cmd.class}"
+    end
+    args.each do |arg|
+      next if [String, Integer, Pathname, Symbol].any? { |type| arg.is_a?(type) }
+
+      raise TypeError, "Formula#system: argument #{arg.inspect} is a #{arg.class}, " \
+                       "not String, Integer, Pathname or Symbol"
+    end
     _, err, status = Harness.run([cmd, *args])
     raise Harness::Failure, "failed: #{[cmd, *args].join(" ")}\n#{err}" unless status.success?
 
@@ -397,23 +550,87 @@ module Harness
     fail!("desc is #{desc.length} characters, more than #{DESC_MAX}") if desc.length > DESC_MAX
   end
 
+  # The parsers of Homebrew's Version.detect (version.rb:344-361) that can match this project's
+  # urls, in Homebrew's order: GitHub release paths (version.rb:393), a "-X.Y.Z" stem
+  # (version.rb:423), a "/vX.Y[.Z]" path component (version.rb:490) and the catch-all
+  # (version.rb:496). nil when none matches (Homebrew's Version::NULL).
+  NUMERIC_WITH_DOTS = '(?:\d+(?:\.\d+)+)'
+  NUMERIC_WITH_OPTIONAL_DOTS = '(?:\d+(?:\.\d+)*)'
+
+  def version_from_url(url)
+    spec = URI.decode_www_form_component(url.to_s)
+    stem = File.basename(spec, File.extname(spec))
+    [[spec, %r{github\.com/.+/releases/download/(?:[rvV]_?)?(#{NUMERIC_WITH_DOTS})/}],
+     [stem, /-(#{NUMERIC_WITH_OPTIONAL_DOTS})$/],
+     [spec, %r{/(?:[rvV]_?)?(\d+\.\d+(?:\.\d+){,2})}],
+     [spec, /[-.vV]?(#{NUMERIC_WITH_DOTS})/]].each do |text, regex|
+      match = text.match(regex)
+      return match[1] if match
+    end
+    nil
+  end
+
+  # ResourceAuditor#audit_version (resource_auditor.rb:91-103): a missing version is an error,
+  # and so is a `version` line equal to the one scanned from the url (even without --strict).
+  def check_version(spec)
+    scanned = version_from_url(spec["url"])
+    given = spec["version"]&.to_s
+    if given.nil? && scanned.nil?
+      fail!("Missing version (none in the url: add a `version` line)")
+    elsif given && given == scanned
+      fail!("`version #{given}` is redundant with version scanned from URL")
+    end
+    version = given || scanned.to_s
+    fail!("version #{version.inspect} is not X.Y.Z") unless version.match?(/\A\d+\.\d+\.\d+\z/)
+    version
+  end
+
+  # Homebrew/FormulaPathMethods (rubocops/formula_path_methods.rb:11-17, 44-49, 113-116):
+  # `Formula["x"].opt_bin` (or Formulary.factory) only to build an opt path is an offense;
+  # the formula DSL has `formula_opt_bin("x")` and friends.
+  FORMULA_OPT_HELPERS = %w[opt_bin opt_lib opt_libexec opt_include opt_prefix].freeze
+
+  def check_formula_path_methods(formula_file)
+    code = File.read(formula_file).gsub(/#.*$/, "")
+    code.scan(/((?:::)?(?:Formula\s*\[|Formulary\.factory\s*\(?)\s*([^\])\s]+)\s*[\])]?)\.(\w+)/)
+        .each do |current, name, meth|
+      next unless FORMULA_OPT_HELPERS.include?(meth)
+
+      fail!("Homebrew/FormulaPathMethods: Use `formula_#{meth}(#{name})` instead of " \
+            "`#{current}.#{meth}`.")
+    end
+  end
+
+  def local_url?(url) = url.to_s.start_with?("file://")
+
   def check_metadata(name, formula_file, spec)
     check_desc(name, spec["desc"])
     fail!("homepage is not https") unless spec["homepage"].to_s.start_with?("https://")
-    version = spec["version"].to_s
-    fail!("version #{version.inspect} is not X.Y.Z") unless version.match?(/\A\d+\.\d+\.\d+\z/)
+    version = check_version(spec)
+    check_formula_path_methods(formula_file)
     url = spec["url"].to_s
-    fail!("url is not https") unless url.start_with?("https://")
     fail!("url is not fetched with using: :nounzip") unless spec["url_options"]&.dig("using") == "nounzip"
-    expected = "#{spec["homepage"]}/releases/download/v#{version}/#{name}.pyz"
-    fail!("url is #{url}, expected the release asset #{expected}") unless url == expected
+    if local_url?(url)
+      # a local tap (scripts/local-tap): the zipapp built in this checkout. The staged file is
+      # the url's last path component (abstract_file_download_strategy.rb:99-111), and the
+      # formula installs "<name>.pyz".
+      unless File.basename(URI(url).path) == "#{name}.pyz"
+        fail!("url #{url} does not end in /#{name}.pyz (the file `install` moves)")
+      end
+    else
+      fail!("url is not https") unless url.start_with?("https://")
+      expected = "#{spec["homepage"]}/releases/download/v#{version}/#{name}.pyz"
+      fail!("url is #{url}, expected the release asset #{expected}") unless url == expected
+      live = spec["livecheck"] || {}
+      fail!("livecheck is missing a url and strategy") unless live["url"] && live["strategy"]
+    end
     fail!("sha256 is not 64 hex digits") unless spec["sha256"].to_s.match?(/\A\h{64}\z/)
     fail!("license is missing") if spec["license"].to_s.empty?
-    live = spec["livecheck"] || {}
-    fail!("livecheck is missing a url and strategy") unless live["url"] && live["strategy"]
     fail!("does not depend on python@3.13") unless spec["deps"].include?("python@3.13")
     fail!("test do block is missing") unless spec["test_block"]
     File.readlines(formula_file).each_with_index do |line, i|
+      next if line.include?("://") # Layout/LineLength's AllowURI (RuboCop's default)
+
       fail!("line #{i + 1} is longer than #{LINE_MAX}") if line.chomp.length > LINE_MAX
     end
   end
@@ -434,6 +651,10 @@ module Harness
     svc = ServiceSpec.new(formula)
     svc.instance_exec(&block)
     data = svc.data
+    if data["nice"].to_i.negative? && data["require_root"] != true # service.rb:67
+      raise TypeError, "Service#nice: require_root true is required for negative nice values"
+    end
+    # rubocops/service.rb:26,38-47: `run` (or `name`) is required
     fail!("service block has no run") unless data["run"]
     svc.used.each do |meth|
       opt = ServiceSpec::CELLAR_PATHS[meth]
@@ -447,6 +668,9 @@ module Harness
     flat = JSON.generate(data.transform_values { |v| v.is_a?(Array) ? v.map(&:to_s) : v.to_s })
     fail!("service block resolves to a Cellar path") if flat.include?(cellar)
     data.transform_values { |v| v.is_a?(Array) ? v.map(&:to_s) : (v.is_a?(Hash) ? v : v.to_s) }
+  rescue NameError => e # a method Homebrew's service object does not have
+    raise Failure, "service block: #{e.class}: #{e.message.lines.first.strip} " \
+                   "(Homebrew::Service delegates only #{ServiceSpec::DELEGATED.join(", ")})"
   end
 
   def check_caveats(formula)
@@ -514,7 +738,9 @@ module Harness
 
       formula = klass.new(name)
       spec = formula.spec
+      AVAILABLE.concat([name, *spec["deps"]])
       report.merge!(spec.reject { |k, _| k.end_with?("_block") })
+      report["version"] = formula.version
       report["class"] = klass.name
       report["unreleased_marker"] = File.read(formula_file).match?(/^\s*# unreleased:/)
       report["sha256_of_artifact"] = Digest::SHA256.file(opts["artifact"]).hexdigest

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -40,14 +41,21 @@ def tree_version() -> str:
     return match.group(1)
 
 
-def system_python() -> str:
-    """A plain interpreter standing in for Homebrew's python@3.13 (not this venv's)."""
-    for candidate in ("/usr/bin/python3", shutil.which("python3")):
-        if candidate and subprocess.run([candidate, "-c", "import sys; "
-                                         "sys.exit(sys.version_info < (3, 11))"],
-                                        check=False).returncode == 0:
-            return candidate
-    return sys.executable
+def python313() -> str:
+    """A real CPython 3.13 standing in for Homebrew's python@3.13, so the zipapps run under the
+    interpreter the formulae depend on. scripts/test finds (or, where Debian packages it,
+    installs) one and exports ROP_PYTHON313; never a silent substitute."""
+    candidates = [os.environ.get("ROP_PYTHON313", ""), "/usr/bin/python3.13",
+                  "/usr/local/bin/python3.13",
+                  *sorted(str(p) for p in Path(pwd.getpwuid(os.getuid()).pw_dir).glob(
+                      ".pyenv/versions/3.13*/bin/python3.13"))]  # the real HOME: tests move it
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file() and subprocess.run(
+                [candidate, "-c", "import sys; sys.exit(sys.version_info[:2] != (3, 13))"],
+                check=False).returncode == 0:
+            return str(Path(candidate).resolve())
+    pytest.fail("no Python 3.13 on this machine (Homebrew's python@3.13): run scripts/test, "
+                "which finds or installs one, or set ROP_PYTHON313")
 
 
 def load_release() -> ModuleType:
@@ -78,7 +86,7 @@ def short_tmp() -> Iterator[Path]:
 def run_harness(formula: Path, artifact: Path, root: Path, *extra: str
                 ) -> tuple[int, dict[str, Any], str]:
     done = subprocess.run(["ruby", str(HARNESS), str(formula), "--artifact", str(artifact),
-                           "--root", str(root), "--python", system_python(), "--haproxy",
+                           "--root", str(root), "--python", python313(), "--haproxy",
                            shutil.which("haproxy") or "haproxy", *extra],
                           capture_output=True, text=True, timeout=300, check=False)
     try:
@@ -114,8 +122,10 @@ def test_harness_installs_runs_and_tests_the_formula(reports: dict[str, dict[str
     assert r["_rc"] == 0
     root = r["_root"]
     assert r["class"] == {"ai-server": "AiServer", "ai-client": "AiClient"}[tool]
-    # the shebang points at Homebrew's Python through its opt link, and the zipapp still runs
+    # the shebang points at Homebrew's Python through its opt link -- a real 3.13 here -- and
+    # the zipapp runs under it
     assert r["shebang"] == f"#!{root}/opt/python@3.13/bin/python3.13"
+    assert Path(f"{root}/opt/python@3.13/bin/python3.13").resolve() == Path(python313())
     assert r["version_output"] == f"{tool} {tree_version()}"
     assert {f"bin/{tool}", f"libexec/{tool}"} <= set(r["installed_files"])
     assert any(f.startswith(f"share/{tool}/") for f in r["installed_files"])
@@ -156,7 +166,7 @@ def test_ai_server_service_uses_opt_paths(reports: dict[str, dict[str, Any]]) ->
     root = r["_root"]
     svc = r["service"]
     assert svc["run"] == [f"{root}/opt/ai-server/bin/ai-server", "run"]
-    assert svc["keep_alive"] == "true"
+    assert svc["keep_alive"] == {"always": True}  # launchd KeepAlive; Linux: Restart=on-failure
     assert svc["log_path"] == f"{root}/var/log/ai-server.log"
     assert svc["error_log_path"] == f"{root}/var/log/ai-server.err.log"
     env = svc["environment_variables"]
@@ -268,7 +278,7 @@ def test_a_release_pins_the_formulae_to_the_reproducible_build(tmp_path: Path) -
     for tool in TOOLS:
         text = (copy / "Formula" / f"{tool}.rb").read_text()
         assert "# unreleased:" not in text
-        assert f'version "{version}"' in text
+        assert not re.search(r'^\s*version "', text, re.MULTILINE)  # redundant with the url
         assert ('url "https://github.com/example/remote-ollama-proxy/releases/download/'
                 f'v{version}/{tool}.pyz"') in text
         assert f'sha256 "{sums[f"{tool}.pyz"]}"' in text
@@ -307,3 +317,149 @@ def test_install_docs_match_the_formulae(reports: dict[str, dict[str, Any]]) -> 
     assert "not a formula dependency" in section  # how Ollama is required, and why
     assert "ai-server install" in section and "ai-client setup" in section
     assert "scripts/release" in section
+
+
+# Each rule Homebrew enforces (brew audit / brew style / Homebrew::Service / Formula#system),
+# and the harness enforcing it: (name, edit of Formula/ai-server.rb, install too?, expected).
+SERVER_RULES = [
+    ("version-redundant", ('  sha256 "', '  version "0.1.0"\n  sha256 "'), False,
+     "`version 0.1.0` is redundant with version scanned from URL"),
+    ("formula-path-methods", ('formula_opt_bin("haproxy")/"haproxy"',
+                              'Formula["haproxy"].opt_bin/"haproxy"'), False,
+     'Homebrew/FormulaPathMethods: Use `formula_opt_bin("haproxy")` instead of '
+     '`Formula["haproxy"].opt_bin`.'),
+    ("service-opt-share", ('log_path var/"log/ai-server.log"', 'log_path opt_share/"x.log"'),
+     False, "service block: NameError: undefined local variable or method `opt_share'"),
+    ("service-pkgshare", ('log_path var/"log/ai-server.log"', 'log_path pkgshare/"x.log"'),
+     False, "service block: NameError: undefined local variable or method `pkgshare'"),
+    ("keep-alive-type", ("keep_alive true", 'keep_alive "yes"'), False,
+     'TypeError: Service#keep_alive: expected TrueClass or FalseClass or Hash, got "yes"'),
+    ("keep-alive-key", ("keep_alive true", "keep_alive forever: true"), False,
+     "TypeError: Service#keep_alive only allows: [:always, :successful_exit, :crashed, :path]"),
+    ("process-type", ("keep_alive true", "keep_alive true\n    process_type :bogus"), False,
+     "TypeError: Service#process_type allows: background/standard/interactive/adaptive"),
+    ("negative-nice", ("keep_alive true", "keep_alive true\n    nice(-5)"), False,
+     "TypeError: Service#nice: require_root true is required for negative nice values"),
+    ("env-key-type", ("SHIV_ROOT: var", '"SHIV_ROOT" => var'), False,
+     "TypeError: Service#environment_variables: expected Symbol"),
+    ("unknown-formula", ('formula_opt_bin("python@3.13")/"python3.13"',
+                         'Formula["python"].opt_libexec/"python3.13"'), True,
+     'FormulaUnavailableError: No available formula with the name "python"'),
+    ("system-argument-type", ('libexec/"ai-server", pkgshare', 'libexec/"ai-server", [pkgshare]'),
+     True, "TypeError: Formula#system: argument"),
+]
+
+
+@pytest.mark.parametrize("name, edit, installs, expected", SERVER_RULES,
+                         ids=[r[0] for r in SERVER_RULES])
+def test_harness_is_as_strict_as_homebrew(zipapps: dict[str, Path], short_tmp: Path, name: str,
+                                          edit: tuple[str, str], installs: bool,
+                                          expected: str) -> None:
+    text = (REPO / "Formula" / "ai-server.rb").read_text()
+    assert text.count(edit[0]) == 1, edit[0]
+    formula = short_tmp / f"rule-{name}" / "ai-server.rb"
+    formula.parent.mkdir()
+    formula.write_text(text.replace(edit[0], edit[1]))
+    rc, report, err = run_harness(formula, zipapps["ai-server"], short_tmp / f"root-{name}",
+                                  *(() if installs else ("--no-install",)))
+    assert rc == 1, err[-2000:]
+    assert any(expected in f for f in report["failures"]), report["failures"]
+
+
+def test_the_test_environment_is_homebrews(zipapps: dict[str, Path], short_tmp: Path) -> None:
+    """`brew test` (and the install stage) run with Formula#common_sandbox_env
+    (formula.rb:3743-3760): XDG_CONFIG_HOME=<home>/.config, PYTHONDONTWRITEBYTECODE=1."""
+    text = (REPO / "Formula" / "ai-client.rb").read_text()
+    probe = ('  test do\n    assert_equal "#{testpath}/.config", ENV["XDG_CONFIG_HOME"]\n'
+             '    assert_equal "1", ENV["PYTHONDONTWRITEBYTECODE"]\n'
+             '    assert_equal testpath.to_s, ENV["HOME"]\n')
+    formula = short_tmp / "env-probe" / "ai-client.rb"
+    formula.parent.mkdir()
+    formula.write_text(text.replace("  test do\n", probe, 1))
+    rc, report, err = run_harness(formula, zipapps["ai-client"], short_tmp / "root-env-probe")
+    assert rc == 0 and report["failures"] == [], err[-3000:]
+
+
+# -- before the first release: a local tap of this checkout, the license ---------------------
+
+
+def test_local_tap_installs_this_checkouts_zipapps(zipapps: dict[str, Path],
+                                                   short_tmp: Path) -> None:
+    """scripts/local-tap: a git repository of formulae whose file:// urls name
+    dist/release/<tool>.pyz with its sha256 -- installed and tested by the harness."""
+    tap = short_tmp / "tap"
+    done = subprocess.run([str(REPO / "scripts/local-tap"), "--tap-dir", str(tap)],
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"brew tap local/remote-ollama-proxy {tap}" in done.stdout
+    assert "brew install local/remote-ollama-proxy/ai-server" in done.stdout
+    log = subprocess.run(["git", "-C", str(tap), "log", "--oneline"], capture_output=True,
+                         text=True, check=True)
+    assert len(log.stdout.splitlines()) == 1
+    for tool in TOOLS:
+        asset = REPO / "dist" / "release" / f"{tool}.pyz"
+        formula = tap / "Formula" / f"{tool}.rb"
+        text = formula.read_text()
+        assert f'url "{asset.as_uri()}"' in text and "# unreleased:" not in text
+        assert f'version "{tree_version()}"' in text  # none can be read from this url
+        rc, report, err = run_harness(formula, asset, short_tmp / f"root-tap-{tool}")
+        assert rc == 0 and report["failures"] == [], err[-3000:]
+        assert report["sha256_matches"] is True
+        assert report["version_output"] == f"{tool} {tree_version()}"
+    again = subprocess.run([str(REPO / "scripts/local-tap"), "--tap-dir", str(tap)],
+                           capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0  # same tree, same build: nothing new to commit
+    log = subprocess.run(["git", "-C", str(tap), "log", "--oneline"], capture_output=True,
+                         text=True, check=True)
+    assert len(log.stdout.splitlines()) == 1
+
+
+def test_harness_rejects_a_local_url_not_named_like_the_installed_file(
+        zipapps: dict[str, Path], short_tmp: Path) -> None:
+    text = (REPO / "Formula" / "ai-server.rb").read_text()
+    text = re.sub(r'url "[^"]*"', 'url "file:///tmp/dist/release/ai-server"', text)
+    text = text.replace('  sha256 "', '  version "0.1.0"\n  sha256 "')
+    formula = short_tmp / "bad-local" / "ai-server.rb"
+    formula.parent.mkdir()
+    formula.write_text(text)
+    rc, report, _ = run_harness(formula, zipapps["ai-server"], short_tmp / "root-bad-local",
+                                "--no-install")
+    assert rc == 1
+    assert any("does not end in /ai-server.pyz" in f for f in report["failures"])
+    formula.write_text(text.replace('  version "0.1.0"\n', ""))
+    rc, report, _ = run_harness(formula, zipapps["ai-server"], short_tmp / "root-bad-local2",
+                                "--no-install")
+    assert any(f.startswith("Missing version") for f in report["failures"]), report["failures"]
+
+
+def test_the_license_the_formulae_and_the_package_announce_exists() -> None:
+    text = (REPO / "LICENSE").read_text()
+    assert text.startswith("MIT License\n") and "Permission is hereby granted" in text
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert 'license = "MIT"' in pyproject and 'license-files = ["LICENSE"]' in pyproject
+    for tool in TOOLS:
+        assert '  license "MIT"\n' in (REPO / "Formula" / f"{tool}.rb").read_text()
+
+
+def test_a_checkout_installs_as_a_python_distribution(zipapps: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    """What `pipx install .` / `uv tool install .` do: build this checkout's wheel and install
+    it with its dependencies into a venv of its own (offline here: scripts/build-zipapps has
+    built the wheel from the checkout and fetched the dependencies' wheels)."""
+    wheels = REPO / "build" / "wheels"
+    ours = list(wheels.glob("remote_ollama_proxy-*.whl"))
+    assert len(ours) == 1
+    import zipfile
+
+    names = zipfile.ZipFile(ours[0]).namelist()
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names[-10:]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    done = subprocess.run([str(venv / "bin/pip"), "install", "-q", "--no-index",
+                           "--find-links", str(wheels), "remote-ollama-proxy"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for tool in TOOLS:
+        out = subprocess.run([str(venv / "bin" / tool), "--version"], capture_output=True,
+                             text=True, timeout=60, check=False)
+        assert out.stdout.strip() == f"{tool} {tree_version()}", out.stderr

@@ -228,31 +228,192 @@ def test_preflight_failures_write_nothing(stack: Stack, setup: str, needle: str,
     assert stack.service_calls() == []
 
 
-def test_brew_managed_services_use_our_definitions(tmp_path: Path) -> None:
-    fe = make_fake_env(tmp_path, platform="linux", with_brew=True)
-    try:
-        s = Stack(fe)
-        s.write_settings()
-        fe.install_ollama_formula()
+class BrewStack(Stack):
+    """Ollama and ai-server installed as formulae, as Homebrew users have them. The ai-server
+    formula's service block is Formula/ai-server.rb's (`run [opt_bin/"ai-server", "run"]`);
+    Homebrew's ollama formula binds (here) a port of its own, so that a definition without our
+    settings is visible as such."""
+
+    def __init__(self, fe: FakeEnv) -> None:
+        super().__init__(fe)
+        self.formula_port = free_port()
+        prefix = fe.brew_prefix
+        fe.install_ollama_formula(extra_env={"OLLAMA_HOST": f"127.0.0.1:{self.formula_port}"})
         fe.brew_install("ai-server", "0.1.0", bins={"ai-server": AI_SERVER},
-                        service=ServiceDef(run=[AI_SERVER, "run"]))
-        res = s.cli("install", "--yes", "--json")
-        assert res.returncode == 0, res.stderr + res.stdout
-        data = json.loads(res.stdout)["data"]
-        assert data["services"] == {"ollama": "brew", "gateway": "brew"}
-        calls = [c for c in fe.calls("brew") if c[:2] == ["services", "start"]]
-        files = {c[2]: c[3] for c in calls}
-        assert files["ollama"] == f"--file={s.home}/state/services/homebrew.ollama.service"
-        assert files["ai-server"].startswith("--file=") and "homebrew.ai-server.service" in \
-            files["ai-server"]
-        served = fe.ollama_serve_env()
-        assert served is not None and served["OLLAMA_HOST"] == f"127.0.0.1:{s.upstream}"
-        pin = s.cli("pin-ollama")
-        assert pin.returncode == 0 and ["pin", "ollama"] in fe.calls("brew")
-        st = json.loads(s.cli("status", "--json").stdout)["data"]
-        assert st["ollama_pinned"] is True
+                        service=ServiceDef(run=[f"{prefix}/opt/ai-server/bin/ai-server", "run"],
+                                           environment={"SHIV_ROOT": f"{prefix}/var/ai-server"},
+                                           log_path=f"{prefix}/var/log/ai-server.log",
+                                           error_log_path=f"{prefix}/var/log/ai-server.err.log"))
+        self.env_dir = fe.home / ".homebrew" / "services"
+        self.write_settings()
+
+    def brew(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.fe.run(["brew", *args], extra_env=self.extra)
+
+    def info(self, formula: str) -> dict[str, Any]:
+        done = self.brew("services", "info", formula, "--json")
+        assert done.returncode == 0, done.stderr
+        data: dict[str, Any] = json.loads(done.stdout)[0]
+        return data
+
+    def wait_ollama_host(self, want: str) -> dict[str, str]:
+        deadline = time.monotonic() + 15  # a restarted `ollama serve` records its environment
+        while (served := self.fe.ollama_serve_env() or {}).get("OLLAMA_HOST") != want:
+            assert time.monotonic() < deadline, served
+            time.sleep(0.1)
+        return served
+
+    def status(self) -> dict[str, Any]:
+        done = self.cli("status", "--json")
+        data: dict[str, Any] = json.loads(done.stdout)["data"]
+        return data
+
+
+@pytest.fixture(params=["linux", "darwin"])
+def brew_stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[BrewStack]:
+    fe = make_fake_env(tmp_path, platform=request.param, with_brew=True,
+                       tailscale=tsfake.status_doc())
+    if request.param == "darwin":
+        fe.use_live_lsof()
+    try:
+        yield BrewStack(fe)
     finally:
         fe.stop_all()
+
+
+def test_brew_services_restart_keeps_the_setup(brew_stack: BrewStack) -> None:
+    """What Homebrew's caveats tell users after an upgrade: `brew services restart <formula>`.
+    It deletes the installed definition and regenerates it from the formula (restart.rb,
+    cli.rb, formula_wrapper.rb); our settings are in Homebrew's env file, so they come back."""
+    s = brew_stack
+    res = s.cli("install", "--yes", "--json")
+    assert res.returncode in (0, 3), res.stderr + res.stdout
+    data = json.loads(res.stdout)["data"]
+    assert data["services"] == {"ollama": "brew", "gateway": "brew"}
+    starts = [c for c in s.fe.calls("brew") if c[:2] == ["services", "start"]]
+    assert starts == [["services", "start", "ollama"], ["services", "start", "ai-server"]]
+    env_file = s.env_dir / "ollama.env"
+    assert f"OLLAMA_HOST=127.0.0.1:{s.upstream}\n" in env_file.read_text()
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o644  # Homebrew skips group-writable
+    assert "AI_SERVER_HOME=" in (s.env_dir / "ai-server.env").read_text()
+    served = s.wait_ollama_host(f"127.0.0.1:{s.upstream}")
+    assert served["OLLAMA_CONTEXT_LENGTH"] == "65536" and served["OLLAMA_NO_CLOUD"] == "1"
+    assert all(not v["differences"] for v in s.status()["services"].values())
+
+    for formula in ("ollama", "ai-server"):
+        pid = s.info(formula)["pid"]
+        done = s.brew("services", "restart", formula)
+        assert done.returncode == 0, done.stderr
+        info = s.info(formula)
+        assert info["running"] and info["registered"] and info["pid"] != pid
+    served = s.wait_ollama_host(f"127.0.0.1:{s.upstream}")
+    assert served["OLLAMA_KEEP_ALIVE"] == "30m" and served["OLLAMA_KV_CACHE_TYPE"] == "q8_0"
+    from tests.support.rawhttp import exchange, request_bytes
+
+    deadline = time.monotonic() + 30  # the regenerated gateway answers again
+    while True:
+        try:
+            if exchange("127.0.0.1", s.port, request_bytes("GET", "/api/tags")).status == 200:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    st = s.status()
+    assert all(not v["differences"] for v in st["services"].values()), st["services"]
+    again = s.cli("install", "--yes")
+    assert again.returncode == 0 and "nothing to change" in again.stdout, again.stderr
+
+
+def test_a_replaced_definition_is_reported_and_install_restores_it(
+        brew_stack: BrewStack) -> None:
+    """A definition regenerated without our settings (here: a restart by a Homebrew older than
+    6.0.15, which ignores the env file) is what status, doctor and audit compare -- not our
+    own copy -- and `ai-server install` puts the settings back."""
+    s = brew_stack
+    assert s.cli("install", "--yes").returncode in (0, 3)
+    s.wait_ollama_host(f"127.0.0.1:{s.upstream}")
+    s.extra["FAKE_BREW_VERSION"] = "6.0.6"
+    assert s.brew("services", "restart", "ollama").returncode == 0
+    s.wait_ollama_host(f"127.0.0.1:{s.formula_port}")
+    del s.extra["FAKE_BREW_VERSION"]
+
+    diffs = s.status()["services"]["ollama"]["differences"]
+    assert any(f"OLLAMA_HOST=127.0.0.1:{s.formula_port}, wanted 127.0.0.1:{s.upstream}" in d
+               for d in diffs), diffs
+    # the running process's environment, where the OS shows it (/proc: this test machine)
+    assert any(d.startswith("running process") and "OLLAMA_CONTEXT_LENGTH=(unset)" in d
+               for d in diffs), diffs
+    human = s.cli("status").stdout
+    assert "differs" in human and "OLLAMA_HOST" in human
+    doctor = json.loads(s.cli("doctor", "--json").stdout)["data"]
+    checks = {c["name"]: c for c in doctor["checks"]}
+    assert checks["ollama-service"]["status"] != "pass"
+    assert "OLLAMA_HOST" in checks["ollama-service"]["detail"]
+    audit = json.loads(s.cli("audit", "--json").stdout)["data"]
+    found = {f["check"]: f for f in audit["findings"]}
+    assert found["ollama-service"]["ok"] is False and not audit["ok"]
+    assert found["gateway-service"]["ok"] is True
+
+    res = s.cli("install", "--yes", "--json")
+    assert res.returncode in (0, 3), res.stderr
+    assert "brew services restart ollama" in json.loads(res.stdout)["data"]["commands"]
+    s.wait_ollama_host(f"127.0.0.1:{s.upstream}")
+    assert s.status()["services"]["ollama"]["differences"] == []
+
+
+def test_rollback_leaves_a_brew_service_that_ran_before_running_and_registered(
+        brew_stack: BrewStack) -> None:
+    """Ollama already ran from Homebrew's own definition; install fails at the last step.
+    The rollback must restart it from a definition that exists (the formula's), never stop
+    it first and then ask for a file it has just deleted."""
+    s = brew_stack
+    assert s.brew("services", "start", "ollama").returncode == 0
+    s.wait_ollama_host(f"127.0.0.1:{s.formula_port}")
+    before = s.state_snapshot()
+    s.extra["AI_SERVER_FAILPOINT"] = "verify"
+    res = s.cli("install", "--yes")
+    assert res.returncode == 1 and "previous state restored" in res.stderr, res.stderr
+    info = s.info("ollama")
+    assert info["running"] and info["registered"], info
+    s.wait_ollama_host(f"127.0.0.1:{s.formula_port}")
+    assert not (s.env_dir / "ollama.env").exists()
+    assert not s.info("ai-server")["running"]
+    after = s.state_snapshot()
+    assert {k: v for k, v in after.items() if "homebrew.mxcl.ollama" not in k} == \
+        {k: v for k, v in before.items() if "homebrew.mxcl.ollama" not in k}
+
+
+def test_homebrew_too_old_for_env_files_is_refused(brew_stack: BrewStack) -> None:
+    s = brew_stack
+    s.extra["FAKE_BREW_VERSION"] = "6.0.14"
+    before = s.state_snapshot()
+    res = s.cli("install", "--yes")
+    assert res.returncode == 5, res.stderr
+    assert "needs Homebrew 6.0.15" in res.stderr or "Homebrew 6.0.15 or newer" in res.stderr
+    assert "brew update" in res.stderr and res.stderr.count("\n") == 1
+    assert s.state_snapshot() == before and s.service_calls() == []
+
+
+def test_uninstall_takes_only_our_block_out_of_homebrews_env_file(brew_stack: BrewStack
+                                                                  ) -> None:
+    s = brew_stack
+    s.env_dir.mkdir(parents=True)
+    mine = "# my own\nOLLAMA_MODELS=/Volumes/models\n"
+    (s.env_dir / "ollama.env").write_text(mine)
+    (s.env_dir / "ollama.env").chmod(0o600)
+    assert s.cli("install", "--yes").returncode in (0, 3)
+    assert s.wait_ollama_host(f"127.0.0.1:{s.upstream}")  # both: theirs and ours merged
+    text = (s.env_dir / "ollama.env").read_text()
+    assert text.startswith(mine)
+    pin = s.cli("pin-ollama")
+    assert pin.returncode == 0 and ["pin", "ollama"] in s.fe.calls("brew")
+    assert s.status()["ollama_pinned"] is True
+    res = s.cli("uninstall", "--json")
+    assert res.returncode == 0, res.stderr
+    assert (s.env_dir / "ollama.env").read_text() == mine
+    assert not (s.env_dir / "ai-server.env").exists()
+    assert not s.info("ollama")["registered"] and not s.info("ai-server")["registered"]
 
 
 def test_macos_launchd_agents_without_homebrew(tmp_path: Path) -> None:

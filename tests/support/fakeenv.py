@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import plistlib
 import shutil
 import signal
 import subprocess
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import tsfake
+from tests.support.fakes import _brewservice  # what Homebrew generates from `service do`
 from tests.support.fakes._fakelib import pid_alive  # the fakes' own liveness check
 
 FAKES_DIR = Path(__file__).resolve().parent / "fakes"
@@ -62,40 +62,17 @@ class ServiceDef:
     keep_alive: bool = True
     run_at_load: bool = True
 
+    def description(self) -> dict[str, Any]:
+        return {"run": list(self.run), "environment": dict(self.environment),
+                "working_dir": self.working_dir, "log_path": self.log_path,
+                "error_log_path": self.error_log_path, "keep_alive": self.keep_alive,
+                "run_at_load": self.run_at_load}
+
     def plist(self, label: str) -> bytes:
-        data: dict[str, Any] = {"Label": label, "ProgramArguments": list(self.run),
-                                "RunAtLoad": self.run_at_load}
-        if self.keep_alive:
-            data["KeepAlive"] = True
-        if self.working_dir:
-            data["WorkingDirectory"] = self.working_dir
-        if self.log_path:
-            data["StandardOutPath"] = self.log_path
-        if self.error_log_path:
-            data["StandardErrorPath"] = self.error_log_path
-        if self.environment:
-            data["EnvironmentVariables"] = dict(self.environment)
-        data["LimitLoadToSessionType"] = ["Aqua", "Background", "LoginWindow", "StandardIO",
-                                          "System"]
-        return plistlib.dumps(data, sort_keys=False)
+        return _brewservice.plist_bytes(self.description(), label, dict(self.environment))
 
     def unit(self, formula: str) -> str:
-        def quote(arg: str) -> str:
-            return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-        lines = ["[Unit]", f"Description=Homebrew generated unit for {formula}", "",
-                 "[Install]", "WantedBy=default.target", "", "[Service]", "Type=simple",
-                 "ExecStart=" + " ".join(quote(a) for a in self.run)]
-        if self.keep_alive:
-            lines.append("Restart=always")
-        if self.working_dir:
-            lines.append(f"WorkingDirectory={self.working_dir}")
-        if self.log_path:
-            lines.append(f"StandardOutput=append:{self.log_path}")
-        if self.error_log_path:
-            lines.append(f"StandardError=append:{self.error_log_path}")
-        lines += [f'Environment="{k}={v}"' for k, v in self.environment.items()]
-        return "\n".join(lines) + "\n"
+        return _brewservice.unit_text(self.description(), formula, dict(self.environment))
 
 
 def _read_json(path: Path) -> Any:
@@ -210,6 +187,8 @@ class FakeEnv:
             (keg / f"homebrew.mxcl.{name}.plist").write_bytes(service.plist(
                 f"homebrew.mxcl.{name}"))
             (keg / f"homebrew.{name}.service").write_text(service.unit(name), encoding="utf-8")
+            (keg / _brewservice.DESCRIPTION).write_text(json.dumps(service.description()),
+                                                        encoding="utf-8")
         return keg
 
     def install_ollama_formula(self, version: str = OLLAMA_VERSION,

@@ -485,3 +485,72 @@ def test_every_invocation_is_recorded(make_env: Callable[..., FakeEnv]) -> None:
     record = fe.call_records("brew")[0]
     assert record["env"] == {"HOME": str(fe.home), "PATH": str(fe.bin_dir)}
     assert fe.run(["sysctl", "-n", "hw.memsize"]).stdout == f"{64 * 1024**3}\n"
+
+
+@pytest.mark.parametrize("platform", ["darwin", "linux"])
+def test_brew_services_start_and_restart_regenerate_from_the_formula(
+        make_env: Callable[..., FakeEnv], platform: str) -> None:
+    """As Homebrew: `start` without --file writes the definition generated from the formula's
+    `service do` block with the user's env file merged in (service.rb:443-488; since 6.0.15),
+    `restart` deletes a --file copy and regenerates, `start` on a running service only says
+    so, and `restart --file=<missing>` stops (and unregisters) before it fails."""
+    fe = make_env(platform=platform)
+    fe.brew_install("sleeper", service=ServiceDef(run=SLEEPER, environment={"A": "formula"}))
+    dest = (fe.launch_agents / "homebrew.mxcl.sleeper.plist" if platform == "darwin"
+            else fe.unit_dir / "homebrew.sleeper.service")
+
+    def loaded_env() -> dict[str, str]:
+        if platform == "darwin":
+            env: dict[str, str] = plistlib.loads(dest.read_bytes())["EnvironmentVariables"]
+            return env
+        return dict(line[len('Environment="'):-1].split("=", 1)
+                    for line in dest.read_text().splitlines()
+                    if line.startswith("Environment="))
+
+    env_file = fe.home / ".homebrew" / "services" / "sleeper.env"
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text("# mine\nA=user\nB = two \nnot a pair\n")
+    env_file.chmod(0o644)
+    done = fe.run(["brew", "services", "start", "sleeper"])
+    assert done.returncode == 0, done.stderr
+    assert loaded_env() == {"A": "user", "B": "two"}
+    assert "Skipping invalid line" in done.stderr
+    if platform == "darwin":
+        assert plistlib.loads(dest.read_bytes())["LimitLoadToSessionType"] == [
+            "Aqua", "Background", "LoginWindow", "StandardIO", "System"]
+    else:
+        assert "Restart=on-failure" in dest.read_text().splitlines()  # service.rb:641-644
+    pid = brew_info(fe, "sleeper")["pid"]
+
+    again = fe.run(["brew", "services", "start", "sleeper"])
+    assert again.returncode == 0
+    assert "Service `sleeper` already started, use `brew services restart sleeper` to " \
+        "restart." in again.stdout
+    assert brew_info(fe, "sleeper")["pid"] == pid
+
+    own = write_definition(fe, "sleeper", SLEEPER)
+    assert fe.run(["brew", "services", "restart", "sleeper", f"--file={own}"]).returncode == 0
+    assert dest.read_bytes() == own.read_bytes()
+    assert fe.run(["brew", "services", "restart", "sleeper"]).returncode == 0
+    assert loaded_env() == {"A": "user", "B": "two"}  # regenerated: the --file copy is gone
+
+    env_file.chmod(0o664)  # Homebrew skips a group-writable env file
+    assert fe.run(["brew", "services", "restart", "sleeper"]).returncode == 0
+    assert loaded_env() == {"A": "formula"}
+    env_file.chmod(0o644)
+    old = fe.run(["brew", "services", "restart", "sleeper"],
+                 extra_env={"FAKE_BREW_VERSION": "6.0.14"})  # before env files existed
+    assert old.returncode == 0 and loaded_env() == {"A": "formula"}
+
+    missing = fe.root / "gone"
+    failed = fe.run(["brew", "services", "restart", "sleeper", f"--file={missing}"])
+    assert failed.returncode == 1
+    assert "Provided service file does not exist." in failed.stderr
+    info = brew_info(fe, "sleeper")
+    assert (info["running"], info["registered"]) == (False, False)
+    assert not dest.exists()
+    # `start` checks the file before anything else: nothing changes
+    assert fe.run(["brew", "services", "start", "sleeper"]).returncode == 0
+    assert fe.run(["brew", "services", "start", "sleeper", f"--file={missing}"]
+                  ).returncode == 1
+    assert brew_info(fe, "sleeper")["running"] is True

@@ -143,3 +143,73 @@ def test_pool_model_names_cannot_inject_map_lines(tmp_path: Path) -> None:
     mapping = dict(out.files)["models.map"]
     assert mapping.splitlines() == ["hf.co/org/model:Q4_K_M pool_1",
                                     "qwen3-coder:30b pool_0"]
+
+
+# -- Homebrew as it really is (issue 15) ----------------------------------------------------------
+
+
+def test_plists_limit_load_to_all_five_session_types_as_homebrew_does(tmp_path: Path) -> None:
+    """Homebrew always writes all five (service.rb:618-624), so an agent bootstrapped from a
+    background session (ssh, sudo) keeps working after a GUI login."""
+    for spec in specs(tmp_path).values():
+        doc = plistlib.loads(services.plist_text(spec, "x.y.z").encode())
+        assert doc["LimitLoadToSessionType"] == ["Aqua", "Background", "LoginWindow",
+                                                 "StandardIO", "System"]
+
+
+def test_user_units_do_not_order_after_a_system_target(tmp_path: Path) -> None:
+    """network-online.target belongs to the system manager; a --user unit's After=/Wants= on
+    it does nothing."""
+    for spec in specs(tmp_path).values():
+        unit = configparser.ConfigParser(strict=False, interpolation=None)
+        unit.read_string(services.unit_text(spec))
+        assert "after" not in unit["Unit"] and "wants" not in unit["Unit"]
+        assert "network-online" not in services.unit_text(spec)
+
+
+def test_read_definition_reads_what_homebrew_and_we_generate(tmp_path: Path) -> None:
+    from tests.support.fakeenv import ServiceDef
+
+    brew_def = ServiceDef(run=["/opt/homebrew/opt/ollama/bin/ollama", "serve"],
+                          environment={"OLLAMA_HOST": "127.0.0.1:11435", "A B": "c \"d\""})
+    (tmp_path / "h.plist").write_bytes(brew_def.plist("homebrew.mxcl.ollama"))
+    (tmp_path / "h.service").write_text(brew_def.unit("ollama"))
+    for name in ("h.plist", "h.service"):
+        loaded = services.read_definition(tmp_path / name)
+        assert loaded is not None
+        assert loaded.argv == ("/opt/homebrew/opt/ollama/bin/ollama", "serve")
+        assert loaded.env["OLLAMA_HOST"] == "127.0.0.1:11435"
+    sp = specs(tmp_path)["ollama"]
+    (tmp_path / "ours.plist").write_text(services.plist_text(sp, "l"))
+    (tmp_path / "ours.service").write_text(services.unit_text(sp))
+    for name in ("ours.plist", "ours.service"):
+        loaded = services.read_definition(tmp_path / name)
+        assert loaded is not None and loaded.argv == sp.argv and loaded.env == dict(sp.env)
+    assert services.read_definition(tmp_path / "missing") is None
+
+
+def test_env_file_block_keeps_the_users_lines_and_is_removed_exactly() -> None:
+    user = "# mine\nOLLAMA_MODELS=/Volumes/models\n"
+    ours = (("OLLAMA_HOST", "127.0.0.1:11434"), ("OLLAMA_NO_CLOUD", "1"))
+    text = services.env_file_text(user, ours)
+    assert text.startswith(user) and text.endswith(f"OLLAMA_NO_CLOUD=1\n{services.ENV_END}\n")
+    assert services.env_file_text(text, ours) == text  # idempotent
+    assert services.strip_env_block(text) == user
+    assert services.env_file_text(None, ()) == ""
+    assert services.env_file_text("X=1", ours).startswith("X=1\n")
+
+
+def test_brew_managed_specs_differ_from_the_formula_only_by_environment(tmp_path: Path) -> None:
+    sp = specs(tmp_path)
+    paths = server_paths()
+    ollama = install.brew_spec(sp["ollama"], paths)
+    assert ollama.argv == sp["ollama"].argv
+    assert dict(ollama.env) == EXPECTED_ENV  # no PATH: the formula's std_service_path_env stays
+    gateway = install.brew_spec(sp["gateway"], paths)
+    assert gateway.argv[1:] == ("run",)  # the formula's `run [opt_bin/"ai-server", "run"]`
+    assert ("AI_SERVER_CONFIG", str(tmp_path / "config.toml")) in gateway.env
+    default = install.service_specs(parse(""), paths, paths.config_file, "ollama")["gateway"]
+    assert "AI_SERVER_CONFIG" not in dict(install.brew_spec(default, paths).env)
+    no_fa = parse("[ollama]\nflash_attention = false\n")
+    off = install.service_specs(no_fa, paths, paths.config_file, "ollama")["ollama"]
+    assert dict(install.brew_spec(off, paths).env)["OLLAMA_FLASH_ATTENTION"] == "0"
