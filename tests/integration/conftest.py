@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.gatewayproc import GatewayProcess, start_gateway
+from tests.support.gatewayproc import GatewayProcess, haproxy_binaries, start_gateway
 from tests.support.ollama_sim import OllamaSimulator
 
-if shutil.which("haproxy") is None:  # scripts/test installs it; never silently pass without it
-    raise RuntimeError("haproxy is not installed: run scripts/test (it installs it)")
+# Both must exist (scripts/test provides them); never silently pass without one.
+HAPROXY_BINARIES = haproxy_binaries()
 
 
 @pytest.fixture()
@@ -25,13 +24,20 @@ def sim() -> Iterator[OllamaSimulator]:
 GatewayFactory = Callable[..., GatewayProcess]
 
 
+@pytest.fixture(params=sorted(HAPROXY_BINARIES))
+def haproxy_binary(request: pytest.FixtureRequest) -> str:
+    """Every test that starts a gateway runs on Debian's HAProxy and on 3.4.0 (Homebrew's)."""
+    return HAPROXY_BINARIES[request.param]
+
+
 @pytest.fixture()
-def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
+def gateway_factory(tmp_path: Path, haproxy_binary: str) -> Iterator[GatewayFactory]:
     started: list[GatewayProcess] = []
 
     def make(upstream_port: int, **kw: Any) -> GatewayProcess:
         workdir = tmp_path / f"gw{len(started)}"
         workdir.mkdir()
+        kw.setdefault("haproxy", haproxy_binary)
         gw = start_gateway(workdir, upstream_port, **kw)
         started.append(gw)
         return gw

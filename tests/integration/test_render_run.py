@@ -51,7 +51,8 @@ VARIANTS = {
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_rendered_config_is_valid_and_warning_free(name: str, tmp_path: Path) -> None:
+def test_rendered_config_is_valid_and_warning_free(name: str, tmp_path: Path,
+                                                   haproxy_binary: str) -> None:
     s = parse(VARIANTS[name])
     out = tmp_path / "out"
     rendered = render(s, list(s.gateway.listen), out,
@@ -60,7 +61,7 @@ def test_rendered_config_is_valid_and_warning_free(name: str, tmp_path: Path) ->
     for f in rendered.files:
         (out / f.relpath).parent.mkdir(parents=True, exist_ok=True)
         (out / f.relpath).write_text(f.content)
-    res = subprocess.run(["haproxy", "-c", "-dW", "-f", str(out / "haproxy.cfg")],
+    res = subprocess.run([haproxy_binary, "-c", "-dW", "-f", str(out / "haproxy.cfg")],
                          capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "WARNING" not in res.stdout + res.stderr
@@ -201,3 +202,14 @@ def test_run_waits_for_tailscale_then_becomes_haproxy(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_config_header_claims_the_haproxy_versions_the_tests_run(haproxy_binary: str,
+                                                                 tmp_path: Path) -> None:
+    """The header names exactly the versions this suite validates and serves with."""
+    s = parse(VARIANTS["defaults-v4-v6"])
+    header = render(s, list(s.gateway.listen), tmp_path).config.split("\n\n", 1)[0]
+    version = subprocess.run([haproxy_binary, "-v"], capture_output=True, text=True,
+                             check=True).stdout.split()[2].split("-")[0]
+    assert re.search(rf"\b{re.escape(version)}\b", header), (version, header)
+    assert "3.3" not in header  # no version claimed that no test runs

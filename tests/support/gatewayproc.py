@@ -17,6 +17,24 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 
 
+def haproxy_binaries() -> dict[str, str]:
+    """The HAProxy builds every gateway test runs on: Debian's (2.6/3.0) and Homebrew's 3.4.0.
+
+    The 3.4.0 build comes from scripts/setup-haproxy34 (scripts/test exports its path as
+    ROP_HAPROXY34; without it the script is run here: it prints the cached build's path).
+    """
+    distro = shutil.which("haproxy")
+    if distro is None:
+        raise RuntimeError("haproxy is not installed: run scripts/test (it installs it)")
+    v34 = os.environ.get("ROP_HAPROXY34", "")
+    if not v34:
+        v34 = subprocess.run([str(REPO / "scripts" / "setup-haproxy34")], capture_output=True,
+                             text=True, check=True, timeout=1800).stdout.strip()
+    if not os.access(v34, os.X_OK):
+        raise RuntimeError(f"HAProxy 3.4.0 build not found at {v34!r}: run scripts/test")
+    return {"haproxy-distro": distro, "haproxy-3.4": v34}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
@@ -97,7 +115,8 @@ def start_gateway(workdir: Path, upstream_port: int, *, gateway: dict[str, Any] 
                   limits: dict[str, Any] | None = None, timeouts: dict[str, Any] | None = None,
                   env: dict[str, str] | None = None, host: str = "127.0.0.1",
                   listen: list[str] | None = None, wait: bool = True,
-                  pool: dict[str, Any] | None = None) -> GatewayProcess:
+                  pool: dict[str, Any] | None = None, haproxy: str | None = None
+                  ) -> GatewayProcess:
     port = free_port(host)
     metrics_port = free_port()
     sock_dir = tempfile.mkdtemp(prefix="aigw-", dir="/tmp")  # Unix socket paths must be short
@@ -114,6 +133,8 @@ def start_gateway(workdir: Path, upstream_port: int, *, gateway: dict[str, Any] 
     run_env = dict(os.environ if env is None else env)
     run_env.setdefault("AI_SERVER_HOME", str(workdir / "ai-server-home"))
     run_env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + run_env.get("PYTHONPATH", "")
+    if haproxy is not None:
+        run_env["AI_SERVER_HAPROXY"] = haproxy
     log_path, err_path = workdir / "gateway.log", workdir / "gateway.err"
     with open(log_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "aiserver.cli", "--config", str(config),
