@@ -18,7 +18,7 @@ from aiserver.allowlist import ENTRIES, STREAMING_PATHS, probe_body
 from tests.integration.conftest import GatewayFactory
 from tests.support.gatewayproc import GatewayProcess, wait_port
 from tests.support.ollama_sim import OllamaSimulator
-from tests.support.rawhttp import exchange, request_bytes
+from tests.support.rawhttp import error_code, error_message, exchange, request_bytes
 
 
 def call(host: str, port: int, method: str, path: str, body: Any = None,
@@ -249,11 +249,11 @@ def test_body_limits(sim: OllamaSimulator, gateway_factory: GatewayFactory) -> N
     sim.clear()
     big = request_bytes("POST", "/v1/chat/completions", body=b"x" * 1001)
     r = exchange(gw.host, gw.port, big)
-    assert r.status == 413 and json.loads(r.body)["error"]["code"] == "payload_too_large"
+    assert r.status == 413 and error_code(r.body) == "payload_too_large"
     chunked = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n"
                b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
     r = exchange(gw.host, gw.port, chunked)
-    assert r.status == 411 and json.loads(r.body)["error"]["code"] == "length_required"
+    assert r.status == 411 and error_code(r.body) == "length_required"
     ok = request_bytes("POST", "/v1/chat/completions",
                        body=json.dumps(probe_body("/v1/chat/completions")).encode())
     assert exchange(gw.host, gw.port, ok).status == 200
@@ -280,7 +280,7 @@ def test_per_source_connection_cap(sim: OllamaSimulator, gateway_factory: Gatewa
         time.sleep(0.2)
         r = exchange(gw.host, gw.port, request_bytes("GET", "/api/version"))
         assert r.status == 429 and r.header("Retry-After") == "10"
-        assert "open connections" in json.loads(r.body)["error"]["message"]
+        assert "open connections" in error_message(r.body)
         # far above the cap, new connections are refused outright
         more = [socket.create_connection((gw.host, gw.port)) for _ in range(4)]
         time.sleep(0.2)
@@ -474,5 +474,5 @@ def test_post_without_content_length_is_411_even_over_http2(
     assert out.status == 411
     r = exchange(gw.host, gw.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: g\r\n"
                  b"Connection: close\r\n\r\n")
-    assert r.status == 411 and json.loads(r.body)["error"]["code"] == "length_required"
+    assert r.status == 411 and error_code(r.body) == "length_required"
     assert forwarded(sim) == []
