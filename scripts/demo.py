@@ -230,7 +230,8 @@ class Demo:
         status, body = http_call(GATEWAY_HOST, self.gateway_port, "POST", "/api/pull",
                                  {"model": self.model or "any"})
         try:
-            code = json.loads(body)["error"]["code"]
+            doc = json.loads(body)  # Ollama's native shape on /api/*: {"error": "…", "code": …}
+            code = doc["error"]["code"] if isinstance(doc["error"], dict) else doc["code"]
         except (ValueError, KeyError, TypeError):
             code = "?"
         print(f"  POST /api/pull through the gateway -> {status} {body[:120]!r}")

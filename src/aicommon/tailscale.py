@@ -33,6 +33,7 @@ class TailscaleState:
     addresses: tuple[str, ...]  # this node's Tailscale IPs (v4 first)
     dns_name: str
     tailnet: str
+    host_name: str = ""  # Self.HostName: the machine's short name
 
 
 def cli_path() -> str:
@@ -78,6 +79,7 @@ def parse_status(raw: str) -> TailscaleState:
         addresses=tuple(addrs),
         dns_name=str(self_node.get("DNSName", "")).rstrip("."),
         tailnet=str(tailnet.get("Name", "")),
+        host_name=str(self_node.get("HostName", "")),
     )
 
 

@@ -45,10 +45,14 @@ def _is_loopback(addr: str) -> bool:
 
 
 def raw_request(host: str, port: int, method: str, path: str, headers: dict[str, str] | None
-                = None, timeout: float = 2.0) -> tuple[int, bytes] | None:
-    """One request on a fresh connection; (status, body) or None if refused/unreachable."""
+                = None, timeout: float = 2.0, host_header: str | None = None
+                ) -> tuple[int, bytes] | None:
+    """One request on a fresh connection; (status, body) or None if refused/unreachable.
+    Host names the address and port connected to (what a client of the gateway sends)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close",
+    if host_header is None:
+        host_header = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}", "Connection: close",
              *(f"{k}: {v}" for k, v in (headers or {}).items())]
     if method == "POST":
         lines.append("Content-Length: 2")
@@ -74,10 +78,64 @@ def raw_request(host: str, port: int, method: str, path: str, headers: dict[str,
 
 
 def _from_gateway(body: bytes) -> bool:
+    """A refusal of the gateway, in either dialect (Ollama's native shape on /api/*)."""
     try:
-        return bool(json.loads(body)["error"]["source"] == "ai-server gateway")
+        doc = json.loads(body)
+        err = doc["error"]
+        source = err["source"] if isinstance(err, dict) else doc["source"]
+        return bool(source == "ai-server gateway")
     except (ValueError, KeyError, TypeError):
         return False
+
+
+def _error_code(body: bytes) -> str:
+    try:
+        doc = json.loads(body)
+        err = doc["error"]
+        return str(err["code"] if isinstance(err, dict) else doc["code"])
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+def audit_browser_and_host(probe_host: str, port: int) -> list[Finding]:
+    """DNS rebinding: a foreign Host must get 421, and a browser request (Origin) 403."""
+    found = []
+    foreign = raw_request(probe_host, port, "GET", "/api/version",
+                          host_header="rebound.audit.invalid")
+    ok = foreign is not None and foreign[0] == 421 and _error_code(foreign[1]) == \
+        "misdirected_request"
+    found.append(Finding("gateway-host", ok, "a foreign Host is refused (421)" if ok else
+                         f"a request with a foreign Host got {foreign[0] if foreign else 'none'}",
+                         "" if ok else "reload the gateway: `ai-server reload`"))
+    origin = raw_request(probe_host, port, "GET", "/api/version",
+                         headers={"Origin": "https://rebound.audit.invalid"})
+    ok = origin is not None and origin[0] == 403 and _error_code(origin[1]) == \
+        "browser_request"
+    found.append(Finding("gateway-browser", ok, "a browser request (Origin) is refused (403)"
+                         if ok else "a request with an Origin header got "
+                         f"{origin[0] if origin else 'no answer'}",
+                         "" if ok else "reload the gateway: `ai-server reload`"))
+    return found
+
+
+def audit_admin_socket(settings: Settings) -> Finding:
+    """The runtime API (admin level: it can add tokens) must be a private UNIX socket."""
+    import stat
+
+    from aiserver.gateway.paths import stats_socket
+
+    path = stats_socket(settings)
+    try:
+        st = path.stat()
+    except OSError:
+        return Finding("admin-socket", False, f"no admin socket at {path}",
+                       "start the gateway: `ai-server install`")
+    mode = stat.S_IMODE(st.st_mode)
+    if not stat.S_ISSOCK(st.st_mode) or mode != 0o600:
+        kind = "a UNIX socket" if stat.S_ISSOCK(st.st_mode) else "not a socket"
+        return Finding("admin-socket", False, f"{path} is {kind} with mode {mode:o}",
+                       "reload the gateway (`ai-server reload`); the socket must be mode 600")
+    return Finding("admin-socket", True, f"{path} is a UNIX socket, mode 600")
 
 
 def audit_pool_nodes(settings: Settings) -> list[Finding]:
@@ -228,6 +286,8 @@ def audit(settings: Settings) -> dict[str, Any]:
         else:
             findings.append(Finding("gateway-refusals", True,
                                     f"{len(probes)} admin/encoded probes refused"))
+        findings += audit_browser_and_host(probe_host, g.port)
+        findings.append(audit_admin_socket(settings))
         if g.tokens:
             answer = raw_request(probe_host, g.port, "GET", "/api/version")
             ok = answer is not None and answer[0] == 401

@@ -1,8 +1,10 @@
 """ai-server settings: a TOML file, validated so that a wrong value fails closed.
 
-Refused outright: a wildcard listen address, a non-loopback upstream, an unknown key.
-Refused unless `allow_other_listen = true`: an explicit listen address that is neither a
-Tailscale address nor loopback.
+Refused outright: a wildcard listen address (in any spelling), a non-loopback upstream, an
+unknown key, and any value of the wrong kind: every string that reaches haproxy.cfg or a
+generated file (paths, names, durations, origins) is checked against its kind, so no value can
+add a line, a bind or a wildcard. Refused unless `allow_other_listen = true`: an explicit listen
+address that is neither a Tailscale address nor loopback.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from aicommon.errors import AiError, ExitCode, type_mismatch
 from aicommon.tailscale import is_tailscale_ip
 from aiserver.allowlist import PROFILES
 
-WILDCARDS = {"0.0.0.0", "::", "*", "[::]", "0", "::0", "0:0:0:0:0:0:0:0"}
+WILDCARDS = {"0.0.0.0", "::", "*", "[::]", "0", "::0", "0:0:0:0:0:0:0:0", "::ffff:0.0.0.0",
+             "::ffff:0:0", "[::ffff:0:0]", "[::ffff:0.0.0.0]", "[0:0:0:0:0:0:0:0]"}
+# A path that becomes config text: absolute (or ~/…), no whitespace, control characters,
+# quotes, backslashes, `#` or `:` (so never an address such as 0.0.0.0:9999).
+_PATH = re.compile(r"(/|~/)[A-Za-z0-9._/+@,=~-]*")
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+_ORIGIN = re.compile(r"https?://([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}"
+                     r"[a-z0-9])?)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?")
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
 _GO_DURATION = re.compile(r"^-1$|^\d+$|^(\d+(\.\d+)?(ns|us|ms|s|m|h))+$")
 KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
@@ -35,6 +46,8 @@ class Gateway:
     allow_other_listen: bool = False
     metrics_port: int = 8405  # Prometheus exporter, loopback only
     stats_socket: str = ""  # default: <state dir>/gateway/admin.sock
+    hosts: tuple[str, ...] = ()  # extra names clients may use in Host (MagicDNS is automatic)
+    allow_origins: tuple[str, ...] = ()  # browser origins allowed (CORS), e.g. a web UI
 
 
 @dataclass(frozen=True)
@@ -114,7 +127,7 @@ def to_toml(s: Settings) -> str:
 
 
 def duration_ms(value: str) -> int:
-    m = _DURATION.match(value)
+    m = _DURATION.fullmatch(value)
     if not m:
         raise ValueError(value)
     n, unit = int(m.group(1)), m.group(2)
@@ -136,9 +149,22 @@ def split_hostport(value: str, what: str = "upstream") -> tuple[str, int]:
     return host, port
 
 
+def is_wildcard(addr: str) -> bool:
+    """Any spelling of "every address": 0.0.0.0, ::, *, [::], ::ffff:0.0.0.0, 0, …"""
+    text = addr.strip().lower()
+    if text in WILDCARDS:
+        return True
+    try:
+        ip = ipaddress.ip_address(text.strip("[]").split("%")[0])
+    except ValueError:
+        return False
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return ip.is_unspecified or (mapped is not None and mapped.is_unspecified)
+
+
 def check_listen_address(addr: str, allow_other: bool) -> None:
     """Fail closed on any address that would widen exposure."""
-    if addr.strip() in WILDCARDS:
+    if is_wildcard(addr):
         raise _bad(f"listen address {addr!r} is a wildcard: it would expose the gateway on "
                    "every network", "use \"auto\" (this machine's Tailscale addresses)")
     try:
@@ -146,8 +172,8 @@ def check_listen_address(addr: str, allow_other: bool) -> None:
     except ValueError:
         raise _bad(f"listen address {addr!r} is not an IP address",
                    "use \"auto\" or explicit IPv4/IPv6 addresses (no brackets, no port)") from None
-    if ip.is_unspecified:
-        raise _bad(f"listen address {addr!r} is a wildcard", "use \"auto\"")
+    if "%" in addr:
+        raise _bad(f"listen address {addr!r} carries a %zone", "drop the %zone")
     if ip.is_loopback or is_tailscale_ip(addr):
         return
     if not allow_other:
@@ -183,7 +209,7 @@ def _typed(section: str, cls: type[Any], raw: Any) -> Any:
 
 def check_keep_alive(value: str, what: str = "ollama.keep_alive") -> str:
     """OLLAMA_KEEP_ALIVE: a Go duration, whole seconds, or -1 (forever)."""
-    if not _GO_DURATION.match(value):
+    if not _GO_DURATION.fullmatch(value):  # fullmatch: "$" would let "2h\n" through
         raise _bad(f"{what} {value!r} is not a duration".lstrip(),
                    "write it like \"30m\", \"2h\", \"300\" (seconds) or \"-1\" (forever)")
     return value
@@ -207,6 +233,32 @@ def check_node(node: str) -> tuple[str, int]:
     if not 1 <= port <= 65535:
         raise _bad(f"pool node {node}: port out of range", "use 1-65535")
     return host, port
+
+
+def check_path(key: str, value: str) -> None:
+    """A path that reaches haproxy.cfg or a generated file."""
+    if value and not _PATH.fullmatch(value):
+        raise _bad(f"{key} {value!r} is not a plain absolute path",
+                   "use an absolute path (or ~/…) of letters, digits and ._/+@,=~- only: no "
+                   "spaces, quotes, '#', ':' or control characters (sockets are paths, never "
+                   "addresses)")
+
+
+def check_gateway_names(g: Gateway) -> None:
+    for name in g.hosts:
+        try:
+            ipaddress.ip_address(name.strip("[]"))
+            continue
+        except ValueError:
+            pass
+        if not _HOST_NAME.fullmatch(name) or is_wildcard(name):
+            raise _bad(f"gateway.hosts entry {name!r} is not a host name or an IP address",
+                       "list names like \"ai.example.internal\" (no port, no wildcard)")
+    for origin in g.allow_origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise _bad(f"gateway.allow_origins entry {origin!r} is not an exact origin",
+                       "write it as a browser sends it: scheme://host[:port] in lower case, "
+                       "no path, no trailing slash, no wildcard (e.g. \"https://ui.example\")")
 
 
 def check_pool(p: Pool) -> None:
@@ -241,6 +293,12 @@ def validate(s: Settings) -> Settings:
                    "Ollama must listen on loopback only: use \"127.0.0.1:11434\"")
     if not 1 <= uport <= 65535:
         raise _bad(f"upstream port {uport} is out of range", "use 127.0.0.1:11434")
+    for key, value in (("gateway.stats_socket", g.stats_socket),
+                       ("gateway.tokens_file", g.tokens_file),
+                       ("pool.tokens_file", s.pool.tokens_file),
+                       ("ollama.binary", s.ollama.binary)):
+        check_path(key, value)
+    check_gateway_names(g)
     for p in g.profiles:
         if p not in PROFILES:
             raise _bad(f"unknown allowlist profile {p!r}", f"profiles are: {', '.join(PROFILES)}")
@@ -257,6 +315,10 @@ def validate(s: Settings) -> Settings:
         raise _bad(f"ollama.context_length {o.context_length} is too small",
                    "use at least 2048; coding agents want 65536 or more")
     check_keep_alive(o.keep_alive)
+    for name in o.warm:
+        if not _MODEL_NAME.fullmatch(name):
+            raise _bad(f"ollama.warm entry {name!r} is not a model name",
+                       "write names like \"qwen3-coder:30b\"")
     if o.kv_cache_type not in KV_CACHE_TYPES:
         raise _bad(f"ollama.kv_cache_type {o.kv_cache_type!r} is unknown",
                    f"use one of {', '.join(KV_CACHE_TYPES)}")

@@ -122,7 +122,9 @@ def start_gateway(workdir: Path, upstream_port: int, *, gateway: dict[str, Any] 
     sock_dir = tempfile.mkdtemp(prefix="aigw-", dir="/tmp")  # Unix socket paths must be short
     g: dict[str, Any] = {"listen": listen or [host], "port": port,
                          "upstream": f"127.0.0.1:{upstream_port}", "metrics_port": metrics_port,
-                         "stats_socket": f"{sock_dir}/admin.sock"}
+                         "stats_socket": f"{sock_dir}/admin.sock",
+                         # raw-socket tests send `Host: gateway` (rawhttp.request_bytes)
+                         "hosts": ["gateway"]}
     g.update(gateway or {})
     config = workdir / "server.toml"
     sections: dict[str, dict[str, Any]] = {"gateway": g, "limits": limits or {},

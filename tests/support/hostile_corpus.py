@@ -267,6 +267,13 @@ class _Builder:
     def allowed(self, method: str, target: str) -> bool:
         return is_allowed(method, haproxy_path(target), self.profiles)
 
+    def misdirected(self, name: str, category: str, method: str, target: str,
+                    host: str | None, *, version: str = "HTTP/1.1") -> None:
+        """A request whose Host is not a name of this gateway: 421 whatever the route."""
+        raw = h1(name, method, target, version=version, host=host,
+                 body=body_for(method, haproxy_path(target)))
+        self.add(name, category, raw, {421}, code="misdirected_request", head=method == "HEAD")
+
     def route(self, name: str, category: str, method: str, target: str, *,
               ok: Iterable[int] = (200,), headers: Sequence[tuple[str, str]] = (),
               body: bytes | None = None, version: str = "HTTP/1.1",
@@ -439,7 +446,7 @@ def _absolute_form(b: _Builder) -> None:
         b.add(f"absolute {method} {target}", cat, h1(f"absolute-other {target}", method, target,
                                                      body=body_for(method, "/x")), {400})
     b.add("absolute no Host", cat, h1("absolute no Host", "GET", "http://127.0.0.1:11434/api/pull",
-                                      host=None), {403}, code="not_exposed")
+                                      host=None), {421}, code="misdirected_request")
     # neither origin-form nor absolute-form: refused by the parser, or (2.6 lets these two
     # through as opaque targets) by the allowlist
     for target in ("api/tags", "gateway:80", "/api/tags#frag"):
@@ -468,7 +475,7 @@ def _odd_methods(b: _Builder) -> None:
           {400})
     b.add("method CONNECT upstream as Host", cat,
           h1("connect-up-host", "CONNECT", "127.0.0.1:11434", host="127.0.0.1:11434"),
-          {403}, code="not_exposed")
+          {421}, code="misdirected_request")
     b.add("method CONNECT origin-form", cat, h1("connect-path", "CONNECT", "/api/tags"), {400})
     for method in ("G@T", "GE(T", "G,ET", "GET:", "GE[T]", "\xc7ET"):
         b.add(f"method invalid token {method!r}", cat, h1(f"bad method {method[:2]}", method,
@@ -509,14 +516,16 @@ def _method_override(b: _Builder) -> None:
 
 def _http_versions_and_host(b: _Builder) -> None:
     cat = "http_version"
-    b.route("http/1.0 GET /api/tags no Host", cat, "GET", "/api/tags", version="HTTP/1.0",
-            host=None)
+    # no Host at all: not a name of this gateway (421), whatever the route
+    b.misdirected("http/1.0 GET /api/tags no Host", cat, "GET", "/api/tags", None,
+                  version="HTTP/1.0")
     b.route("http/1.0 GET /api/tags", cat, "GET", "/api/tags", version="HTTP/1.0")
-    b.route("http/1.0 HEAD /", cat, "HEAD", "/", version="HTTP/1.0", host=None)
+    b.misdirected("http/1.0 HEAD /", cat, "HEAD", "/", None, version="HTTP/1.0")
     b.route("http/1.0 POST /v1/messages", cat, "POST", "/v1/messages", version="HTTP/1.0")
     for method, path in [("POST", "/api/pull"), ("DELETE", "/api/delete"), ("GET", "/api/status"),
                          ("POST", "/api/%70ull"), ("GET", "//api/tags"), ("POST", "/api/chat")]:
-        b.route(f"http/1.0 {method} {path}", cat, method, path, version="HTTP/1.0", host=None)
+        b.misdirected(f"http/1.0 {method} {path}", cat, method, path, None, version="HTTP/1.0")
+        b.route(f"http/1.0 {method} {path} with Host", cat, method, path, version="HTTP/1.0")
     # versions HAProxy 2.6 accepts and forwards as HTTP/1.1 (harmless on allowlisted routes)
     b.route("http/1.2 GET /api/tags", cat, "GET", "/api/tags", version="HTTP/1.2")
     b.route("http/2.0 in an HTTP/1 request line", cat, "GET", "/api/tags", version="HTTP/2.0")
@@ -535,17 +544,61 @@ def _http_versions_and_host(b: _Builder) -> None:
     b.add("host duplicate different values on /api/pull", cat,
           h1("host dup diff pull", "POST", "/api/pull", headers=[("Host", "127.0.0.1")],
              body=ADMIN_BODY), {400})
-    b.route("host empty", cat, "GET", "/api/tags", host="")
-    b.route("host absent on HTTP/1.1", cat, "GET", "/api/tags", host=None)
-    b.route("host is the upstream", cat, "GET", "/api/tags", host="127.0.0.1:11434")
-    b.route("host MagicDNS name", cat, "POST", "/v1/messages", host="box.tail1234.ts.net:11434")
-    # 2.6 forwards it (the Host is rewritten), 3.4's parser refuses it
-    b.add("host with a path", cat, h1("host with a path", "GET", "/api/tags",
-                                      host="gateway/api/pull"), {200, 400},
-          forwarded_as=("GET", "/api/tags"), gateway_may_refuse={400})
-    b.route("host upstream on /api/pull", cat, "POST", "/api/pull", host="127.0.0.1:11434")
+    # Host must name this gateway (Ollama's DNS-rebinding defence): anything else is 421
+    for name, host in [("empty", ""), ("absent on HTTP/1.1", None),
+                       ("is the upstream", "127.0.0.1:11434"),
+                       ("another MagicDNS name", "box.tail1234.ts.net:11434"),
+                       ("with a path", "gateway/api/pull"), ("rebound name", "evil.example"),
+                       ("rebound name with port", "evil.example:11434"),
+                       ("suffix of ours", "gateway.evil"), ("prefix of ours", "xgateway"),
+                       ("ours as a subdomain", "gateway.evil.example"),
+                       ("two dots", "gateway.."), ("leading dot", ".gateway"),
+                       ("userinfo", "gateway@evil.example"), ("comma list", "gateway,evil"),
+                       ("space inside", "gate way"), ("tab after", "gateway\tx"),
+                       ("ip wildcard", "0.0.0.0"), ("ipv6 wildcard", "[::]"),
+                       ("loopback other port", "127.0.0.1:1"),
+                       ("loopback v4-mapped", "[::ffff:127.0.0.1]"),
+                       ("loopback decimal", "2130706433"), ("percent-encoded", "gatew%61y")]:
+        for method, path in [("GET", "/api/tags"), ("POST", "/v1/messages"),
+                             ("POST", "/api/pull")]:
+            b.misdirected(f"host {name} on {method} {path}", cat, method, path, host)
+    # spellings of our own name that must pass: case, trailing dot
+    for host in ("GATEWAY", "Gateway", "gateway.", "GATEWAY."):
+        b.route(f"host spelled {host}", cat, "GET", "/api/tags", host=host)
     b.route("host localhost on DELETE /api/delete", cat, "DELETE", "/api/delete",
             host="localhost")
+    b.route("host localhost on GET /api/tags", cat, "GET", "/api/tags", host="localhost")
+
+    # Browsers: Origin or any Sec-Fetch-* header → 403 browser_request (none allowed here)
+    cat = "browser"
+    for name, hdrs in [("origin https", [("Origin", "https://evil.example")]),
+                       ("origin http", [("Origin", "http://evil.example")]),
+                       ("origin null", [("Origin", "null")]),
+                       ("origin empty", [("Origin", "")]),
+                       ("origin of the gateway itself", [("Origin", "http://gateway")]),
+                       ("origin lower-case name", [("origin", "https://evil.example")]),
+                       ("sec-fetch-site", [("Sec-Fetch-Site", "cross-site")]),
+                       ("sec-fetch-mode", [("Sec-Fetch-Mode", "cors")]),
+                       ("sec-fetch-dest", [("Sec-Fetch-Dest", "empty")]),
+                       ("sec-fetch-user", [("Sec-Fetch-User", "?1")]),
+                       ("sec-fetch lower-case", [("sec-fetch-site", "same-origin")]),
+                       ("sec-fetch unknown", [("Sec-Fetch-Storage-Access", "active")]),
+                       ("full browser set", [("Origin", "https://evil.example"),
+                                             ("Sec-Fetch-Site", "cross-site"),
+                                             ("Sec-Fetch-Mode", "cors"),
+                                             ("Sec-Fetch-Dest", "empty")])]:
+        for method, path in [("GET", "/api/tags"), ("POST", "/v1/chat/completions"),
+                             ("POST", "/v1/messages"), ("POST", "/api/pull"),
+                             ("OPTIONS", "/v1/chat/completions")]:
+            raw = h1(f"browser {name} {method} {path}", method, path, headers=hdrs,
+                     body=body_for(method, path))
+            b.add(f"browser {name} on {method} {path}", cat, raw, {403},
+                  code="browser_request")
+    # headers that merely look alike are not browser markers
+    b.route("not a browser: x-origin", cat, "GET", "/api/tags",
+            headers=[("X-Origin", "https://evil.example")])
+    b.route("not a browser: sec-fetch without dash", cat, "GET", "/api/tags",
+            headers=[("Sec-Fetchsite", "x")])
 
 
 def _framing(b: _Builder) -> None:
@@ -558,7 +611,7 @@ def _framing(b: _Builder) -> None:
                 ).encode() + headers.encode("latin-1") + b"Connection: close\r\n\r\n" + body
 
     chunked = b"2\r\n{}\r\n0\r\n\r\n"
-    smuggled = (b"0\r\n\r\nPOST /api/pull HTTP/1.1\r\nHost: g\r\nContent-Length: 2\r\n\r\n{}")
+    smuggled = (b"0\r\n\r\nPOST /api/pull HTTP/1.1\r\nHost: gateway\r\nContent-Length: 2\r\n\r\n{}")
     # Transfer-Encoding that passes the parser: 411 on allowlisted routes, 403 on others
     for name, hdrs, body in [
             ("te chunked", "Transfer-Encoding: chunked\r\n", chunked),
@@ -573,10 +626,11 @@ def _framing(b: _Builder) -> None:
              b"2;ext=1\r\n{}\r\n0\r\n\r\n")]:
         b.add(f"framing {name}", cat, post(name, hdrs, body), {411}, code="length_required")
     b.add("framing te on GET /api/tags", cat,
-          b"GET /api/tags HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n"
+          b"GET /api/tags HTTP/1.1\r\nHost: gateway\r\nTransfer-Encoding: chunked\r\n"
           b"Connection: close\r\n\r\n0\r\n\r\n", {411}, code="length_required")
     b.add("framing te on HTTP/1.0", cat,
-          f"POST {chat} HTTP/1.0\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+          f"POST {chat} HTTP/1.0\r\nHost: gateway\r\nTransfer-Encoding: chunked\r\n"
+          "Connection: close\r\n\r\n"
           .encode() + chunked, {411}, code="length_required")
     for path in ("/api/pull", "/api/create", "/api/push"):
         b.add(f"framing te on {path}", cat, post(f"te {path}", "Transfer-Encoding: chunked\r\n",
@@ -618,7 +672,7 @@ def _framing(b: _Builder) -> None:
           {200}, forwarded_as=("POST", chat))
     b.add("framing cl 0 then a smuggled request", cat,
           post("cl0 smuggle", "Content-Length: 0\r\n",
-               b"POST /api/pull HTTP/1.1\r\nHost: g\r\nContent-Length: 2\r\n\r\n{}",
+               b"POST /api/pull HTTP/1.1\r\nHost: gateway\r\nContent-Length: 2\r\n\r\n{}",
                "/api/show"),
           {400}, forwarded_as=("POST", "/api/show"))  # the simulator: "missing request body"
     b.add("framing expect 100-continue", cat,
@@ -727,9 +781,9 @@ def _nul_and_control(b: _Builder) -> None:
     for name, extra in header_400:
         b.add(f"ctl {name}", cat, raw(name, b"GET /api/tags HTTP/1.1", extra), {400})
     b.add("ctl bare CR line endings", cat,
-          b"GET /api/tags HTTP/1.1\rHost: g\rConnection: close\r\r", {400})
-    b.add("ctl DEL in path", cat, raw("del in path", b"GET /api/t\x7fags HTTP/1.1"), {400, 403},
-          code="not_exposed")  # 3.4's parser refuses DEL
+          b"GET /api/tags HTTP/1.1\rHost: gateway\rConnection: close\r\r", {400})
+    b.add("ctl DEL in path", cat, raw("del in path", b"GET /api/t\x7fags HTTP/1.1"), {403},
+          code="not_exposed")
     b.add("ctl quote in path", cat, raw("quote in path", b'GET /api/"tags HTTP/1.1'), {403},
           code="not_exposed")
     b.add("ctl brackets in path", cat, raw("brackets", b"POST /api/<pull>{x}|y HTTP/1.1",
@@ -743,13 +797,12 @@ def _nul_and_control(b: _Builder) -> None:
           raw("nul hdr pull", b"POST /api/pull HTTP/1.1", b"X-A: a\x00b\r\nContent-Length: 0\r\n"),
           {400, 403}, code="not_exposed")
     b.add("ctl nul in Host", cat, b"GET /api/tags HTTP/1.1\r\nHost: gate\x00way\r\n" + mark
-          + b"nul in host\r\nConnection: close\r\n\r\n", {200, 400},
-          forwarded_as=("GET", "/api/tags"), gateway_may_refuse={400})
+          + b"nul in host\r\nConnection: close\r\n\r\n", {400, 421})
     # tolerated by the parser, forwarded in canonical form
     accepted = [
-        ("bare LF line endings", b"GET /api/tags HTTP/1.1\nHost: g\n" + mark + b"bare lf\n"
+        ("bare LF line endings", b"GET /api/tags HTTP/1.1\nHost: gateway\n" + mark + b"bare lf\n"
          b"Connection: close\n\n"),
-        ("leading empty lines", b"\r\n\r\nGET /api/tags HTTP/1.1\r\nHost: g\r\n" + mark
+        ("leading empty lines", b"\r\n\r\nGET /api/tags HTTP/1.1\r\nHost: gateway\r\n" + mark
          + b"leading crlf\r\nConnection: close\r\n\r\n"),
         ("obs-fold header", raw("obs fold", b"GET /api/tags HTTP/1.1", b"X-A: b\r\n c\r\n")),
         ("double spaces in the request line", raw("double space", b"GET  /api/tags  HTTP/1.1")),
@@ -775,24 +828,25 @@ def _garbage_and_pipelining(b: _Builder) -> None:
             ("binary noise", b"\xff\xfe\xfd\x00hello\r\n\r\n"),
             ("ssh banner", b"SSH-2.0-OpenSSH_9.6\r\n\r\n"),
             ("proxy protocol line", b"PROXY TCP4 10.0.0.1 127.0.0.1 1234 11434\r\n"
-                                    b"POST /api/pull HTTP/1.1\r\nHost: g\r\n\r\n"),
+                                    b"POST /api/pull HTTP/1.1\r\nHost: gateway\r\n\r\n"),
             ("request line only, no version", b"DELETE /api/delete\r\n\r\n"),
             ("smtp", b"EHLO gateway\r\n\r\n"),
             ("json instead of http", b'{"model":"x"}\r\n\r\n'),
-            ("h2 preface as HTTP/1.1", b"PRI * HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n")]:
+            ("h2 preface as HTTP/1.1", b"PRI * HTTP/1.1\r\nHost: gateway\r\n"
+                                       b"Connection: close\r\n\r\n")]:
         b.add(f"garbage {name}", cat, data, {400})
     cat = "pipelined"
-    keep = b"GET /api/tags HTTP/1.1\r\nHost: g\r\n" + f"{CASE_HEADER}: pipe\r\n\r\n".encode()
+    keep = b"GET /api/tags HTTP/1.1\r\nHost: gateway\r\n" + f"{CASE_HEADER}: pipe\r\n\r\n".encode()
     for name, second, status in [
-            ("then POST /api/pull", b"POST /api/pull HTTP/1.1\r\nHost: g\r\nContent-Length: 2\r\n"
-                                    b"Connection: close\r\n\r\n{}", 403),
-            ("then DELETE /api/delete", b"DELETE /api/delete HTTP/1.1\r\nHost: g\r\n"
+            ("then POST /api/pull", b"POST /api/pull HTTP/1.1\r\nHost: gateway\r\n"
+                                    b"Content-Length: 2\r\nConnection: close\r\n\r\n{}", 403),
+            ("then DELETE /api/delete", b"DELETE /api/delete HTTP/1.1\r\nHost: gateway\r\n"
                                         b"Connection: close\r\n\r\n", 403),
-            ("then GET /api/%73tatus", b"GET /api/%73tatus HTTP/1.1\r\nHost: g\r\n"
+            ("then GET /api/%73tatus", b"GET /api/%73tatus HTTP/1.1\r\nHost: gateway\r\n"
                                        b"Connection: close\r\n\r\n", 403),
-            ("then chunked POST /v1/messages", b"POST /v1/messages HTTP/1.1\r\nHost: g\r\n"
+            ("then chunked POST /v1/messages", b"POST /v1/messages HTTP/1.1\r\nHost: gateway\r\n"
              b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n", 411),
-            ("then garbage", b"GET /api/tags\x00 HTTP/1.1\r\nHost: g\r\n\r\n", 400)]:
+            ("then garbage", b"GET /api/tags\x00 HTTP/1.1\r\nHost: gateway\r\n\r\n", 400)]:
         b.add(f"pipelined GET /api/tags {name}", cat, keep.replace(b"pipe", name.encode())
               + second, {200}, forwarded_as=("GET", "/api/tags"), then=(status,))
 
@@ -830,7 +884,26 @@ def _h2c(b: _Builder) -> None:
               forwarded_as=("GET", "/api/tags"), h2=True)
     b.add("h2 CONNECT", cat, h2_request([(b":method", b"CONNECT"),
                                          (b":authority", b"127.0.0.1:11434")]),
-          {403}, code="not_exposed", h2=True)
+          {421}, code="misdirected_request", h2=True)
+    # :authority is HTTP/2's Host: the same check applies
+    for authority in (b"evil.example", b"evil.example:11434", b"127.0.0.1:11434", b"gateway.evil"):
+        for method, path in (("GET", "/api/tags"), ("POST", "/v1/messages")):
+            name = f"h2 :authority {authority.decode()} {method} {path}"
+            body = body_for(method, path)
+            extra = [(b"content-length", str(len(body)).encode())] if body else []
+            b.add(name, cat, h2_request([(b":method", method.encode()), (b":scheme", b"http"),
+                                         (b":authority", authority), (b":path", path.encode()),
+                                         *extra], body), {421},
+                  code="misdirected_request", h2=True)
+    for name, extra in [("h2 origin", [(b"origin", b"https://evil.example")]),
+                        ("h2 sec-fetch-mode", [(b"sec-fetch-mode", b"cors")])]:
+        b.add(name, cat, req(name, b"GET", b"/api/tags", extra), {403}, code="browser_request",
+              h2=True)
+    name = "h2 :authority GATEWAY upper-case"
+    b.add(name, cat, h2_request([(b":method", b"GET"), (b":scheme", b"http"),
+                                 (b":authority", b"GATEWAY"), (b":path", b"/api/tags"),
+                                 (CASE_HEADER.lower().encode(), marker(name).encode())]),
+          {200}, forwarded_as=("GET", "/api/tags"), h2=True)
     chat = b"/v1/chat/completions"
     big = b"x" * 5000
     name = "h2 content-length over the limit"

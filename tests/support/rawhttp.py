@@ -101,6 +101,25 @@ def exchange(host: str, port: int, request: bytes, *, timeout: float = 10.0,
     return resp if resp is not None else RawResponse(0, "", [], b"", data)
 
 
+def error_code(body: bytes) -> str | None:
+    """The gateway's refusal code in either dialect: {"error": {"code": …}} (Anthropic and
+    OpenAI clients) or Ollama's native {"error": "<message>", "code": …} on /api/*."""
+    import json
+
+    doc = json.loads(body)
+    err = doc.get("error")
+    code = err.get("code") if isinstance(err, dict) else doc.get("code")
+    return None if code is None else str(code)
+
+
+def error_message(body: bytes) -> str:
+    import json
+
+    doc = json.loads(body)
+    err = doc["error"]
+    return str(err["message"] if isinstance(err, dict) else err)
+
+
 def request_bytes(method: str, target: str, *, host: str = "gateway", body: bytes = b"",
                   headers: list[tuple[str, str]] | None = None, version: str = "HTTP/1.1",
                   close: bool = True) -> bytes:

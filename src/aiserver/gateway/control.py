@@ -35,6 +35,7 @@ KEEP_GENERATIONS = 3
 class Listen:
     addresses: tuple[str, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    names: tuple[str, ...] = ()  # this machine's tailnet names (Self.DNSName, Self.HostName)
 
 
 def resolve_listen(settings: Settings, wait_seconds: float) -> Listen:
@@ -42,6 +43,7 @@ def resolve_listen(settings: Settings, wait_seconds: float) -> Listen:
     g = settings.gateway
     addrs: list[str] = []
     notes: list[str] = []
+    names: list[str] = []
     if g.allow_other_listen:
         notes.append("allow_other_listen = true: non-Tailscale, non-loopback addresses allowed")
     for entry in g.listen:
@@ -49,6 +51,7 @@ def resolve_listen(settings: Settings, wait_seconds: float) -> Listen:
             addrs.append(entry)
             continue
         state = tailscale.wait_running(wait_seconds)
+        names += [state.dns_name, state.host_name]
         if state.tun:
             addrs.extend(state.addresses)
             continue
@@ -69,7 +72,12 @@ def resolve_listen(settings: Settings, wait_seconds: float) -> Listen:
         raise AiError("the gateway has no address to listen on",
                       "start Tailscale (`tailscale up`) or list addresses in gateway.listen",
                       code="gateway.no_address", exit_code=ExitCode.UNAVAILABLE)
-    return Listen(unique, tuple(notes))
+    if not names and any(tailscale.is_tailscale_ip(a) for a in unique):
+        # explicit Tailscale addresses: the machine's tailnet names still apply (best effort)
+        with contextlib.suppress(AiError):
+            state = tailscale.status()
+            names += [state.dns_name, state.host_name]
+    return Listen(unique, tuple(notes), tuple(dict.fromkeys(n for n in names if n)))
 
 
 def token_map_text(settings: Settings) -> str | None:
@@ -96,7 +104,7 @@ def render_for(settings: Settings, listen: Listen, target: Path,
         pool_models, pool_tokens = nodes.stored_models(settings), nodes.read_tokens(settings)
         pool_addresses = nodes.addresses(settings, pool_tokens)
     return gateway.render(settings, list(listen.addresses), target,
-                          token_map=token_map_text(settings),
+                          host_names=list(listen.names), token_map=token_map_text(settings),
                           stats_socket=socket_path or stats_socket(settings),
                           pool_models=pool_models, pool_tokens=pool_tokens,
                           pool_addresses=pool_addresses)
@@ -246,4 +254,5 @@ def reload(settings: Settings, wait_seconds: float) -> dict[str, object]:
     os.kill(pid, signal.SIGUSR2)
     return {"master_pid": pid, "config": str(prepared.config),
             "generation": prepared.generation.name, "changed": prepared.changed,
-            "listen": list(listen.addresses), "notes": list(listen.notes)}
+            "listen": list(listen.addresses), "names": list(listen.names),
+            "notes": list(listen.notes)}

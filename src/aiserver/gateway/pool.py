@@ -26,6 +26,8 @@ SESSION_HEADER = "x-claude-code-session-id"
 MODEL_FROM_BODY = (r"""'req.body,regsub("^.*?\"model\"[[:space:]]*:[[:space:]]*\"([^\"]+)\".*$","""
                    r""""\1")'""")
 HAS_MODEL = "'\"model\"[[:space:]]*:[[:space:]]*\"'"
+UPSTREAM_DOWN = ("Ollama is down on the server: the gateway cannot connect to it (its health "
+                 "check fails)")
 CHECK = "check inter 2s fastinter 500ms downinter 1s rise 1 fall 2"
 
 
@@ -144,10 +146,15 @@ def render_pool(settings: Settings, target_dir: Path, sock_dir: Path,
             out.append("")
     map_path = target_dir / "models.map"
     v1_path, tags_path = target_dir / "union-v1-models.json", target_dir / "union-api-tags.json"
+    down_msg = "no Ollama node of the pool is up (every health check fails)"
     down = json.dumps({"type": "error", "error": {
-        "type": "overloaded_error", "code": "pool_down", "source": "ai-server gateway",
-        "message": "no Ollama node of the pool is up (every health check fails)"}},
-        separators=(",", ":"))
+        "type": "api_error", "code": "pool_down", "source": "ai-server gateway",
+        "message": down_msg, "hint": "run `ai-server status` and `ai-server pool status` on "
+        "the server"}}, separators=(",", ":"))
+    down_native = json.dumps({"error": down_msg, "code": "pool_down",
+                              "hint": "run `ai-server status` and `ai-server pool status` on "
+                                      "the server", "source": "ai-server gateway"},
+                             separators=(",", ":"))
     routing = [
         "    # The pool: route by the request's model, keep a session on one node.",
         "    acl pool_session req.hdr(" + SESSION_HEADER + ") -m found",
@@ -168,7 +175,9 @@ def render_pool(settings: Settings, target_dir: Path, sock_dir: Path,
         "{ path_beg /v1/ }",
         "    http-request return status 404 content-type application/json lf-string "
         f"'{_json_error('not_found_error', 'native')}' if pool_model !pool_known",
-        "    http-request return status 503 content-type application/json hdr Retry-After 10 "
+        "    http-request return status 502 content-type application/json "
+        f"string '{down_native}' if native_api {{ nbsrv(pool_all) eq 0 }}",
+        "    http-request return status 502 content-type application/json "
         f"string '{down}' if {{ nbsrv(pool_all) eq 0 }}",
         "    http-request return status 200 content-type application/json "
         f"file {v1_path} if METH_GET {{ path /v1/models }}",

@@ -16,12 +16,14 @@ from typing import Any
 from aicommon import __version__, resources
 from aicommon.errors import AiError, ExitCode
 from aiserver.allowlist import Entry, entries_for
-from aiserver.gateway.pool import CHECK, render_pool
+from aiserver.gateway.pool import CHECK, UPSTREAM_DOWN, render_pool
 from aiserver.settings import Settings, duration_ms
 
 ERRORFILE_CODES = (400, 401, 403, 404, 405, 408, 413, 429, 500, 501, 502, 503, 504)
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
 DEVICE_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+HOST_NAME_RE = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+                          r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 SOCKET_PATH_MAX = 103  # sun_path is 104 bytes on macOS (108 on Linux), NUL included
 
 # One JSON line per request. Strings that can hold client bytes are JSON-escaped into vars.
@@ -41,6 +43,7 @@ LOG_FIELDS = (
     ("node", '"%s"'),
     ("session", '"%[var(txn.session)]"'),
     ("agent", '"%[var(txn.agent)]"'),
+    ("auth", '"%[var(txn.auth)]"'),
 )
 
 
@@ -76,10 +79,40 @@ def _error_body(status: int, message: str | None = None, **extra: str) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
+def _native_body(message: str, **extra: str) -> str:
+    """Ollama's native error shape: {"error": "<message>"} (extra fields allowed)."""
+    return json.dumps({"error": message, **extra, "source": "ai-server gateway"},
+                      separators=(",", ":"))
+
+
+def refusal(status: int, message: str, *, code: str, cond: str = "", unless: str = "",
+            lf: bool = False, headers: str = "", **extra: str) -> str:
+    """Two `http-request return` lines refusing a request in the caller's dialect: Ollama's
+    native shape on /api/* (acl native_api), the Anthropic/OpenAI shape elsewhere.
+    `cond` may join terms with `||`; `unless` is an allow condition (refuse when false)."""
+    kind = "lf-string" if lf else "string"
+    hdr = f"{headers} " if headers else ""
+    native = _native_body(message, code=code, **extra)
+    other = _error_body(status, message, code=code, **extra)
+    if lf:
+        native, other = _lf_json_fields(native), _lf_json_fields(other)
+    for body in (native, other):
+        assert "'" not in body, body  # the bodies sit inside single quotes
+    if unless:
+        native_when, other_when = f"unless !native_api || {unless}", f"unless {unless}"
+    else:
+        native_when = "if " + " || ".join(f"native_api {term}" for term in cond.split(" || "))
+        other_when = f"if {cond}"
+    head = f"    http-request return status {status} content-type application/json {hdr}{kind}"
+    return f"{head} '{native}' {native_when}\n{head} '{other}' {other_when}"
+
+
 def _lf_json_fields(text: str) -> str:
     """Put log-format expressions into a JSON body built by json.dumps (placeholders)."""
     return (text.replace("@@METHOD@@", "%[method,json(utf8s)]")
-            .replace("@@PATH@@", "%[var(txn.path)]"))
+            .replace("@@PATH@@", "%[var(txn.path)]")
+            .replace("@@HOST@@", "%[var(txn.host)]")
+            .replace("@@ORIGIN@@", "%[var(txn.origin)]"))
 
 
 def _http_errorfile(code: int) -> str:
@@ -88,7 +121,8 @@ def _http_errorfile(code: int) -> str:
               405: "Method Not Allowed", 408: "Request Timeout", 413: "Payload Too Large",
               429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented",
               502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}[code]
-    head = (f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n"
+    retry = "Retry-After: 10\r\n" if code in (429, 503) else ""
+    head = (f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n{retry}"
             f"Content-Length: {len(body.encode())}\r\nCache-Control: no-cache\r\n"
             "Connection: close\r\n\r\n")
     return head + body
@@ -97,6 +131,89 @@ def _http_errorfile(code: int) -> str:
 def bind_line(addr: str, port: int) -> str:
     ip = ipaddress.ip_address(addr)
     return f"    bind [{ip}]:{port}" if ip.version == 6 else f"    bind {ip}:{port}"
+
+
+def accepted_hosts(listen: list[str], names: list[str], extra: tuple[str, ...]) -> list[str]:
+    """The names this gateway answers to (Host / :authority, without port): its listen
+    addresses (IPv6 in brackets), this machine's tailnet names, the extra `hosts` setting,
+    and loopback names only when the gateway itself listens on loopback."""
+    found: list[str] = []
+    for addr in listen:
+        ip = ipaddress.ip_address(addr)
+        found.append(f"[{ip}]" if ip.version == 6 else str(ip))
+    if any(ipaddress.ip_address(a).is_loopback for a in listen):
+        found += ["localhost", "127.0.0.1", "[::1]"]
+    for name in [*names, *extra]:
+        name = name.lower().rstrip(".")
+        try:
+            ip = ipaddress.ip_address(name.strip("[]"))
+            found.append(f"[{ip}]" if ip.version == 6 else str(ip))
+        except ValueError:
+            if HOST_NAME_RE.fullmatch(name):
+                found.append(name)
+    return list(dict.fromkeys(found))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def host_variants(hosts: list[str], port: int) -> list[str]:
+    """Each accepted name as a client may spell it: with or without `:port`, and a name
+    (not an address) with a trailing dot. Compared after lower-casing."""
+    out: list[str] = []
+    for h in hosts:
+        spellings = [h] if _is_ip(h.strip("[]")) else [h, h + "."]
+        out += [v for s in spellings for v in (s, f"{s}:{port}")]
+    return out
+
+
+def host_rules(hosts: list[str], port: int, origins: tuple[str, ...]) -> str:
+    """421 for a Host this gateway does not answer to (Ollama's DNS-rebinding defence, which
+    the Host rewrite would otherwise undo); 403 for browser requests (Origin or Sec-Fetch-*)
+    unless their exact origin is allowed, whose CORS preflights are then answered."""
+    lines = [
+        "    # Host / :authority must name this gateway: the Host rewrite for Ollama would",
+        "    # otherwise undo its DNS-rebinding defence.",
+        "    http-request set-var(txn.host) req.fhdr(host),bytes(0,256),json(utf8s)",
+        f"    acl host_ok req.fhdr(host),lower -m str {' '.join(host_variants(hosts, port))}",
+        "    acl host_one req.hdr_cnt(host) eq 1",
+        refusal(421, "this gateway does not answer to the Host @@HOST@@", lf=True,
+                code="misdirected_request", cond="!host_ok || !host_one",
+                host="@@HOST@@", accepted=", ".join(f"{h}:{port}" for h in hosts),
+                hint="use the MagicDNS name or Tailscale address of the server, as `ai-client "
+                     "setup` writes it"),
+        "    # Browsers are not clients of this gateway unless their origin is allowed.",
+        "    http-request set-var(txn.origin) req.fhdr(origin),bytes(0,256),json(utf8s)",
+        "    acl browser req.hdr(origin) -m found",
+        "    acl browser req.hdr_names -m reg -i (^|,)sec-fetch-",
+    ]
+    allowed = ""
+    if origins:
+        lines.append(f"    acl origin_allowed req.fhdr(origin) -m str {' '.join(origins)}")
+        allowed = " !origin_allowed"
+    lines.append(refusal(
+        403, "browser requests are refused by the ai-server gateway (origin @@ORIGIN@@)",
+        lf=True, code="browser_request", cond=f"browser{allowed}", origin="@@ORIGIN@@",
+        hint="list the origin in [gateway] allow_origins on the server to allow a web UI"))
+    if origins:
+        lines += [
+            "    # CORS for the allowed origins only.",
+            "    http-request set-var(txn.cors) req.fhdr(origin) if origin_allowed",
+            "    http-request return status 204 hdr Access-Control-Allow-Origin %[var(txn.cors)] "
+            "hdr Access-Control-Allow-Methods \"GET, HEAD, POST\" hdr Access-Control-Allow-Headers "
+            "%[req.fhdr(access-control-request-headers)] hdr Access-Control-Max-Age 600 "
+            "hdr Vary Origin if METH_OPTIONS origin_allowed "
+            "{ req.hdr(access-control-request-method) -m found }",
+            "    http-after-response set-header Access-Control-Allow-Origin %[var(txn.cors)] "
+            "if { var(txn.cors) -m found }",
+            "    http-after-response add-header Vary Origin if { var(txn.cors) -m found }",
+        ]
+    return "\n".join(lines)
 
 
 def allowlist_block(entries: list[Entry]) -> tuple[str, str]:
@@ -120,8 +237,6 @@ def allowlist_block(entries: list[Entry]) -> tuple[str, str]:
 
 def auth_block(map_path: Path) -> str:
     """Per-device tokens: Bearer or x-api-key, looked up in a `<token> <device>` map."""
-    body_401 = _error_body(401, "a device token is required: send Authorization: Bearer <token> "
-                                "or x-api-key: <token>", hint="ask the server owner for a token")
     return "\n".join([
         "    # Per-device tokens (layer 4): the device name goes into the access log.",
         "    acl auth_bearer req.fhdr(authorization) -m beg -i \"bearer \"",
@@ -133,8 +248,21 @@ def auth_block(map_path: Path) -> str:
         "    acl auth_device var(txn.device) -m found",
         "    acl auth_ambiguous req.hdr_cnt(authorization) gt 1",
         "    acl auth_ambiguous req.hdr_cnt(x-api-key) gt 1",
-        "    http-request return status 401 content-type application/json "
-        f"hdr WWW-Authenticate Bearer string '{body_401}' if auth_ambiguous || !auth_device",
+        "    acl auth_sent req.hdr(authorization) -m found",
+        "    acl auth_sent req.hdr(x-api-key) -m found",
+        "    # The access log tells a missing token from a rejected one (clients often show",
+        "    # only \"Not logged in\").",
+        "    http-request set-var(txn.auth) str(missing) if !auth_sent",
+        "    http-request set-var(txn.auth) str(rejected) if auth_sent !auth_device",
+        "    http-request set-var(txn.auth) str(rejected) if auth_ambiguous",
+        "    http-request set-var(txn.auth) str(ok) if auth_device !auth_ambiguous",
+        refusal(401, "a device token is required: send Authorization: Bearer <token> or "
+                "x-api-key: <token>", code="token_required", cond="!auth_sent",
+                headers="hdr WWW-Authenticate Bearer", hint="ask the server owner for a token"),
+        refusal(401, "the device token was not accepted (unknown or revoked, or sent twice)",
+                code="token_rejected", cond="auth_ambiguous || !auth_device",
+                headers="hdr WWW-Authenticate Bearer",
+                hint="check the token with the server owner (`ai-server tokens list`)"),
     ])
 
 
@@ -175,6 +303,7 @@ def single_backend(settings: Settings) -> str:
 
 
 def render(settings: Settings, listen: list[str], target_dir: Path, *,
+           host_names: list[str] | None = None,
            token_map: str | None = None, stats_socket: Path | None = None,
            pool_models: dict[str, list[dict[str, Any]]] | None = None,
            pool_tokens: dict[str, str] | None = None,
@@ -213,7 +342,8 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         backends, routing = single_backend(settings), "    default_backend ollama"
     values = {
         "version": __version__,
-        "settings_source": settings.source,
+        # a comment: anything unprintable in the settings file's path is shown as '?'
+        "settings_source": "".join(c if c.isprintable() else "?" for c in settings.source),
         "global_maxconn": str(lim.max_connections + 64),
         "stats_socket": str(socket_path),
         "hard_stop_after": t.hard_stop_after,
@@ -230,32 +360,40 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         "hard_connection_cap": str(lim.per_source_connections * 2),
         "per_source_connections": str(lim.per_source_connections),
         "per_source_requests": str(lim.per_source_requests_per_10s),
-        "body_429_conn": _error_body(429, "too many open connections from this address",
-                                     retry_after_seconds="10"),
-        "body_429_rate": _error_body(429, "too many requests from this address",
-                                     retry_after_seconds="10"),
-        "body_403_path": _lf_json_fields(_error_body(
+        "host_rules": host_rules(accepted_hosts(listen, host_names or [], g.hosts), g.port,
+                                 g.allow_origins),
+        "limit_rules": "\n".join([
+            refusal(429, "too many open connections from this address",
+                    code="too_many_requests", headers="hdr Retry-After 10",
+                    cond=f"{{ sc0_conn_cur gt {lim.per_source_connections} }}",
+                    retry_after_seconds="10"),
+            refusal(429, "too many requests from this address", code="too_many_requests",
+                    headers="hdr Retry-After 10",
+                    cond=f"{{ sc0_http_req_rate gt {lim.per_source_requests_per_10s} }}",
+                    retry_after_seconds="10")]),
+        "path_rules": refusal(
             403, "the path contains a percent sign, a dot segment, a double slash or a "
                  "backslash; the gateway never forwards such paths", code="suspicious_path",
-            method="@@METHOD@@", path="@@PATH@@")),
-        "body_403_route": _lf_json_fields(_error_body(
+            lf=True, cond="suspicious_path", method="@@METHOD@@", path="@@PATH@@"),
+        "route_rules": refusal(
             403, "this endpoint is not exposed by the ai-server gateway", code="not_exposed",
-            method="@@METHOD@@", path="@@PATH@@",
-            hint="run `ai-server allowlist` on the server to see what is exposed")),
+            lf=True, unless=allow, method="@@METHOD@@", path="@@PATH@@",
+            hint="run `ai-server allowlist` on the server to see what is exposed"),
         "auth_rules": auth,
         "acls": acls,
-        "allow_condition": allow,
         "body_411": _error_body(411),
         "body_413": _error_body(413, f"the request body is larger than {lim.max_body_bytes} "
                                      "bytes"),
         "max_body_bytes": str(lim.max_body_bytes),
         "max_body_digits": str(len(str(lim.max_body_bytes))),
         "backends": backends,
+        "upstream_down": "" if settings.pool.nodes else refusal(
+            502, UPSTREAM_DOWN, code="upstream_down", cond="{ nbsrv(ollama) eq 0 }",
+            hint="run `ai-server status` on the server"),
         "routing": routing,
         "metrics_port": str(g.metrics_port),
     }
-    for key in ("body_429_conn", "body_429_rate", "body_403_path", "body_403_route",
-                "body_411", "body_413"):
+    for key in ("body_411", "body_413"):
         assert "'" not in values[key], key  # the bodies sit inside single quotes
     config = string.Template(resources.read_text("haproxy/haproxy.cfg.tmpl")).substitute(values)
     # 0600: with a pool, the config carries the remote gateways' tokens
