@@ -54,9 +54,11 @@ Test-only request headers (Ollama ignores them; they override the attributes per
 ``x-sim-tools-error-500: 1``  (``0`` turns a switch off for that request)
 
 Tool calls: when a request to ``/v1/chat/completions`` or ``/v1/messages`` carries ``tools``
-and its last message is a user message (not a tool result) whose text names one of them, the
+and its last message (trailing ``system`` messages skipped, as the model sees the conversation)
+is a user message (not a tool result) whose text names one of them, the
 answer is a call to the first tool named there (id ``call_`` + 8 hex, arguments built from the
-tool's JSON schema: required properties, strings ``"sim"``), finish_reason ``tool_calls`` /
+tool's JSON schema: required properties, strings ``"sim"``, or the JSON object written right
+after the tool's name: ``Read {"file_path": "/tmp/x"}``), finish_reason ``tool_calls`` /
 stop_reason ``tool_use``.  Otherwise (e.g. after a tool result) the answer is text.
 JSON mode: ``response_format`` ``json_object``/``json_schema`` on ``/v1/chat/completions``
 makes the content a JSON object (``{"text": "..."}``), streamed token by token.
@@ -281,6 +283,7 @@ class _Faults:
     break_order: str = ""  # "", "delta-first" or "stop-first"
     omit_done: bool = False
     tools_error_500: bool = False
+    text_before_tools: bool = False
 
 
 @dataclass
@@ -465,6 +468,14 @@ def _tokens(n: int) -> list[str]:
     return [(" " if i else "") + _WORDS[i % len(_WORDS)] for i in range(max(0, n))]
 
 
+THINK_CHUNKS = 3
+_THINK_WORDS = "Let me think about what the user asked for.".split()
+
+
+def _think_tokens(n: int) -> list[str]:
+    return [(" " if i else "") + _THINK_WORDS[i % len(_THINK_WORDS)] for i in range(max(0, n))]
+
+
 def _plan(chunks: int, limit: Any) -> tuple[list[str], bool]:
     """The tokens to generate and whether a token limit cut them short."""
     if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < chunks:
@@ -516,10 +527,10 @@ def _schema_args(schema: Any) -> dict[str, Any]:
     return {n: _schema_value(props[n]) for n in names}
 
 
-def _message_text(content: Any) -> tuple[str, bool]:
-    """The text of a message's content and whether it carries a tool result."""
+def _message_texts(content: Any) -> tuple[list[str], bool]:
+    """The text blocks of a message's content and whether it carries a tool result."""
     if isinstance(content, str):
-        return content, False
+        return [content], False
     texts: list[str] = []
     tool_result = False
     for block in content if isinstance(content, list) else []:
@@ -529,35 +540,106 @@ def _message_text(content: Any) -> tuple[str, bool]:
             tool_result = True
         elif isinstance(block.get("text"), str):
             texts.append(block["text"])
-    return "\n".join(texts), tool_result
+    return texts, tool_result
 
 
-def _requested_tool(data: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """(name, arguments) when the last message is a user message naming one of the tools.
+def _requested_tools(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """[(name, arguments)] when the last message is a user message naming tools ([] if not).
 
     Tools come in either dialect: OpenAI ``{"type":"function","function":{"name",
-    "parameters"}}`` or Anthropic ``{"name","input_schema"}``.
+    "parameters"}}`` or Anthropic ``{"name","input_schema"}``.  A tool written with inline JSON
+    arguments anywhere in the turn is called (several: parallel calls, in the order written);
+    otherwise the first tool named in the turn's last text block (Claude Code puts its
+    reminders in earlier blocks; they name tools too).
     """
     tools = data.get("tools")
     messages = data.get("messages")
-    if not isinstance(tools, list) or not isinstance(messages, list) or not messages:
-        return None
-    last = messages[-1]
+    if not isinstance(tools, list) or not isinstance(messages, list):
+        return []
+    # The model sees the conversation as a whole: a trailing system message (Claude Code >=
+    # 2.1.3xx ends messages[] with its reminders, REFERENCE 2.6) does not hide the user's turn.
+    turns = [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
+    if not turns:
+        return []
+    last = turns[-1]
     if not isinstance(last, dict) or last.get("role") != "user":
-        return None
-    text, tool_result = _message_text(last.get("content"))
-    if tool_result:
-        return None
+        return []
+    texts, tool_result = _message_texts(last.get("content"))
+    if tool_result or not texts:
+        return []
+    specs: list[dict[str, Any]] = []
     for tool in tools:
-        if not isinstance(tool, dict):
+        if isinstance(tool, dict):
+            function = tool.get("function")
+            spec = function if isinstance(function, dict) else tool
+            if isinstance(spec.get("name"), str) and spec["name"]:
+                specs.append(spec)
+    calls: list[tuple[int, str, dict[str, Any]]] = []
+    joined = "\n".join(texts)
+    for spec in specs:  # every tool written with inline arguments: parallel tool calls
+        for pos, args in _inline_args(joined, spec["name"]):
+            calls.append((pos, spec["name"], args))
+    if calls:
+        return [(name, args) for _, name, args in sorted(calls, key=lambda c: c[0])]
+    for spec in specs:
+        if spec["name"] in texts[-1]:
+            return [(spec["name"],
+                     _schema_args(spec.get("parameters", spec.get("input_schema"))))]
+    return []
+
+
+def _inline_args(text: str, name: str) -> list[tuple[int, dict[str, Any]]]:
+    """Each JSON object written right after the tool's name (`Read {"file_path": "/x"}`), with
+    its position: the arguments a test wants the "model" to pass."""
+    found = []
+    for match in re.finditer(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"\s*(?=\{)", text):
+        try:
+            value, _ = json.JSONDecoder().raw_decode(text, match.end())
+        except ValueError:
             continue
-        function = tool.get("function")
-        spec: dict[str, Any] = function if isinstance(function, dict) else tool
-        name = spec.get("name")
-        if isinstance(name, str) and name and name in text:
-            schema = spec.get("parameters", spec.get("input_schema"))
-            return name, _schema_args(schema)
-    return None
+        if isinstance(value, dict):
+            found.append((match.start(), value))
+    return found
+
+
+@dataclass
+class _Generation:
+    text: list[str]  # content tokens
+    cut: bool  # a token limit cut the text short
+    tools: list[tuple[str, dict[str, Any]]]  # tool calls, in order
+
+
+def _anthropic_stream(mid: str, model: str, input_tokens: int, thinking: list[str],
+                      toks: list[str], calls: list[dict[str, Any]]
+                      ) -> list[tuple[str, dict[str, Any]]]:
+    """message_start and the content blocks, as anthropic.StreamConverter emits them: a
+    thinking block, a text block, then one block per tool call (one input_json_delta each);
+    nothing generated = no block at all. message_start has no stop_reason/stop_sequence (Go
+    omitempty)."""
+    events: list[tuple[str, dict[str, Any]]] = [("message_start", {
+        "type": "message_start", "message": {
+            "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
+            "usage": {"input_tokens": input_tokens, "output_tokens": 0}}})]
+    index = 0
+
+    def block(start: dict[str, Any], deltas: list[dict[str, Any]]) -> None:
+        nonlocal index
+        events.append(("content_block_start", {"type": "content_block_start", "index": index,
+                                               "content_block": start}))
+        events.extend(("content_block_delta", {"type": "content_block_delta", "index": index,
+                                               "delta": d}) for d in deltas)
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        index += 1
+
+    if thinking:
+        block({"type": "thinking", "thinking": ""},
+              [{"type": "thinking_delta", "thinking": t} for t in thinking])
+    if toks:
+        block({"type": "text", "text": ""}, [{"type": "text_delta", "text": t} for t in toks])
+    for call in calls:
+        block({**call, "input": {}},
+              [{"type": "input_json_delta", "partial_json": _j(call["input"]).decode()}])
+    return events
 
 
 def _break_order(events: list[tuple[str, dict[str, Any]]], mode: str) -> None:
@@ -693,6 +775,7 @@ class OllamaSimulator:
         self.close_after_chunks: int | None = None
         self.queue_full = False
         self.tool_calls = True
+        self.text_before_tools = False
         # Contract-breaking switches (see the module docstring).
         self.break_event_order: bool | str = False
         self.omit_done = False
@@ -1129,6 +1212,7 @@ class OllamaSimulator:
             break_order=order,
             omit_done=switch("x-sim-omit-done", self.omit_done),
             tools_error_500=switch("x-sim-tools-error-500", self.tools_error_500),
+            text_before_tools=switch("x-sim-text-before-tools", self.text_before_tools),
         )
 
     # -- waiting with disconnect detection ---------------------------------------------------
@@ -1438,6 +1522,23 @@ class OllamaSimulator:
             return value
         return None
 
+    @staticmethod
+    def _thinking(model: SimModel, enabled: bool, f: _Faults) -> list[str]:
+        """Thinking tokens: a thinking-capable model thinks unless the request turns it off
+        (routes.go ChatHandler sets Think=true when the request leaves it unset)."""
+        if not enabled or "thinking" not in model.capabilities:
+            return []
+        return _think_tokens(min(THINK_CHUNKS, f.chunks))
+
+    def _generation(self, data: dict[str, Any], f: _Faults, limit: Any) -> _Generation:
+        """What the "model" answers: tool calls when the turn asks for them (with text first
+        when x-sim-text-before-tools / text_before_tools says so), else text."""
+        tools = _requested_tools(data) if self.tool_calls else []
+        if tools and not f.text_before_tools:
+            return _Generation([], False, tools)
+        toks, cut = _plan(f.chunks, limit)
+        return _Generation(toks, cut, tools)
+
     def _stats(self, req: _Request, prompt_tokens: int, eval_count: int) -> dict[str, Any]:
         total = 123_456_789 if self.fixed_ids else time.monotonic_ns() - req.start_ns
         return {
@@ -1694,11 +1795,13 @@ class OllamaSimulator:
         return _Full(200, _j({"id": name, "object": "model", "created": _MODIFIED_TS,
                               "owned_by": "library"}))
 
-    def _oai_common(self, req: _Request, verb: str | None, f: _Faults | None = None
-                    ) -> tuple[dict[str, Any], SimModel, str] | _Full:
+    def _oai_common(self, req: _Request, verb: str | None, f: _Faults | None = None,
+                    messages: bool = False) -> tuple[dict[str, Any], SimModel, str] | _Full:
         data = self._json_body(req, _openai_error)
         if isinstance(data, _Full):
             return data
+        if messages and not data.get("messages"):  # middleware/openai.go ChatMiddleware
+            return _openai_error(400, "[] is too short - 'messages'")
         resolved = self._resolve(data, _openai_error, verb, f)
         if isinstance(resolved, _Full):
             return resolved
@@ -1711,29 +1814,36 @@ class OllamaSimulator:
         return isinstance(opts, dict) and opts.get("include_usage") is True
 
     def _h_oai_chat(self, req: _Request, f: _Faults) -> _Response:
-        common = self._oai_common(req, "chat", f)
+        common = self._oai_common(req, "chat", f, messages=True)
         if isinstance(common, _Full):
             return common
-        data, _, name = common
+        data, model, name = common
         limit = data.get("max_completion_tokens", data.get("max_tokens"))
-        toks, cut = _plan(f.chunks, limit)
+        effort = data.get("reasoning_effort")
+        if isinstance(data.get("reasoning"), dict):
+            effort = data["reasoning"].get("effort")
+        thinking = self._thinking(model, effort != "none", f)
+        gen_out = self._generation(data, f, limit)
+        toks, cut = gen_out.text, gen_out.cut
         if _json_mode(data):
             toks = _as_json_tokens(toks)
         finish = "length" if cut else "stop"
-        tool = _requested_tool(data) if self.tool_calls else None
-        calls: list[dict[str, Any]] = []
-        if tool is not None:
-            arguments = _j(tool[1]).decode()
-            calls = [{"id": f"call_{self._hex(4)}", "index": 0, "type": "function",
-                      "function": {"name": tool[0], "arguments": arguments}}]
-            toks, finish = [""] * _estimate_tokens(arguments), "tool_calls"
+        calls = [{"id": f"call_{self._hex(4)}", "index": i, "type": "function",
+                  "function": {"name": tool, "arguments": _j(args).decode()}}
+                 for i, (tool, args) in enumerate(gen_out.tools)]
+        if calls:
+            finish = "tool_calls"
+        n_out = len(thinking) + len(toks) + sum(_estimate_tokens(c["function"]["arguments"])
+                                                for c in calls)
         prompt_tokens = _estimate_tokens(data.get("messages"))
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(toks),
-                 "total_tokens": prompt_tokens + len(toks)}
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n_out,
+                 "total_tokens": prompt_tokens + n_out}
         cid = f"chatcmpl-{self._small_id()}"
         created = self._unix()
         if not data.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": "".join(toks)}
+            if thinking:
+                message["reasoning"] = "".join(thinking)
             if calls:
                 message["tool_calls"] = calls
             return _Full(200, _j({
@@ -1741,7 +1851,7 @@ class OllamaSimulator:
                 "system_fingerprint": "fp_ollama",
                 "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                 "usage": usage,
-            }), delay_tokens=len(toks))
+            }), delay_tokens=n_out)
         include_usage = self._include_usage(data)
 
         def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
@@ -1752,14 +1862,17 @@ class OllamaSimulator:
             return _sse(obj)
 
         def gen() -> Iterator[bytes]:
+            # openai.ToStreamChunks: "role" only in the first delta of the stream.
+            deltas: list[dict[str, Any]] = [{"reasoning": t} for t in thinking]
+            deltas += [{"content": t} for t in toks]
             if calls:
-                yield chunk([{"index": 0, "delta": {"role": "assistant", "content": "",
-                                                    "tool_calls": calls},
-                              "finish_reason": None}])
-            else:
-                for tok in toks:
-                    yield chunk([{"index": 0, "delta": {"role": "assistant", "content": tok},
-                                  "finish_reason": None}])
+                deltas.append({"content": "", "tool_calls": calls})
+            if not deltas:
+                deltas.append({"content": ""})
+            for n, delta in enumerate(deltas):
+                if n == 0:
+                    delta = {"role": "assistant", **delta}
+                yield chunk([{"index": 0, "delta": delta, "finish_reason": None}])
             yield chunk([{"index": 0, "delta": {}, "finish_reason": finish}])
             if include_usage:
                 yield chunk([], usage=usage)
@@ -1935,49 +2048,37 @@ class OllamaSimulator:
             return err(500, "system message must be at the beginning")
         model, name = resolved
         self._use_model(model, _KeepAlive(False, None), None)
-        toks, cut = _plan(f.chunks, max_tokens)
-        stop_reason = "max_tokens" if cut else "end_turn"
+        setting = data.get("thinking")
+        thinking = self._thinking(model, not (isinstance(setting, dict)
+                                              and setting.get("type") == "disabled"), f)
+        gen_out = self._generation(data, f, max_tokens)
+        toks, cut = gen_out.text, gen_out.cut
         input_tokens = _estimate_tokens([data.get("system"), messages])
         mid = f"msg_{self._hex(12)}"
-        tool = _requested_tool(data) if self.tool_calls else None
-        answer: dict[str, Any] = {"type": "text", "text": "".join(toks)}
-        output_tokens = len(toks)
-        if tool is not None:
-            answer = {"type": "tool_use", "id": f"call_{self._hex(4)}", "name": tool[0],
-                      "input": tool[1]}
-            stop_reason = "tool_use"
-            output_tokens = _estimate_tokens(_j(tool[1]).decode())
+        calls = [{"type": "tool_use", "id": f"call_{self._hex(4)}", "name": tool, "input": args}
+                 for tool, args in gen_out.tools]
+        # anthropic.mapStopReason: tool calls win, then stop/length.
+        stop_reason = "tool_use" if calls else ("max_tokens" if cut else "end_turn")
+        output_tokens = len(thinking) + len(toks) + sum(_estimate_tokens(_j(c["input"]).decode())
+                                                        for c in calls)
         if not data.get("stream"):
+            # anthropic.ToMessagesResponse: thinking, then text, then tool_use blocks; a nil
+            # slice (nothing generated) marshals as "content": null. stop_sequence is
+            # omitempty and never set.
+            content: list[dict[str, Any]] = []
+            if thinking:
+                content.append({"type": "thinking", "thinking": "".join(thinking)})
+            if toks:
+                content.append({"type": "text", "text": "".join(toks)})
+            content += calls
             return _Full(200, _j({
                 "id": mid, "type": "message", "role": "assistant", "model": name,
-                "content": [answer],
-                "stop_reason": stop_reason, "stop_sequence": None,
+                "content": content or None, "stop_reason": stop_reason,
                 "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
             }), delay_tokens=output_tokens)
-
-        events: list[tuple[str, dict[str, Any]]] = [("message_start", {
-            "type": "message_start", "message": {
-                "id": mid, "type": "message", "role": "assistant", "model": name,
-                "content": [], "stop_reason": None, "stop_sequence": None,
-                "usage": {"input_tokens": input_tokens, "output_tokens": 0}}})]
-        if tool is not None:
-            events.append(("content_block_start", {
-                "type": "content_block_start", "index": 0,
-                "content_block": {**answer, "input": {}}}))
-            events.append(("content_block_delta", {
-                "type": "content_block_delta", "index": 0,
-                "delta": {"type": "input_json_delta", "partial_json": _j(tool[1]).decode()}}))
-        else:
-            events.append(("content_block_start", {
-                "type": "content_block_start", "index": 0,
-                "content_block": {"type": "text", "text": ""}}))
-            events += [("content_block_delta", {
-                "type": "content_block_delta", "index": 0,
-                "delta": {"type": "text_delta", "text": tok}}) for tok in toks]
-        events.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        events = _anthropic_stream(mid, name, input_tokens, thinking, toks, calls)
         events.append(("message_delta", {
-            "type": "message_delta",
-            "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+            "type": "message_delta", "delta": {"stop_reason": stop_reason},
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}}))
         events.append(("message_stop", {"type": "message_stop"}))
         _break_order(events, f.break_order)
