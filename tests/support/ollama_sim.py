@@ -27,7 +27,11 @@ Attributes settable at any time (read once per request):
 ``cors_check``          Ollama's Origin check (default on)
 ``extra_allowed_hosts`` further Host names/IPs to accept (e.g. the machine's own tailnet IP)
 ``default_context_length`` / ``default_keep_alive``  what OLLAMA_CONTEXT_LENGTH /
-                        OLLAMA_KEEP_ALIVE would be (4096 / 300 s)
+                        OLLAMA_KEEP_ALIVE would be (None = unset: by ``total_vram_gib``,
+                        16 → 4096, capped at the model's trained context / 300 s)
+``total_vram_gib``      the machine's GPU memory (<23 → 4096, <47 → 32768, else 262144)
+``cloud_disabled``      OLLAMA_NO_CLOUD=1 (default): ``:cloud``/``-cloud`` model names on
+                        ``/v1/*`` answer 403 ``ollama cloud is disabled: …``
 ``record_requests``     append every request to ``requests`` (default on)
 ``log``                 ``None`` or a callable receiving one access-log line per request
 ``fixed_ids``           constant ids and timestamps in answers (byte-for-byte comparisons)
@@ -339,6 +343,7 @@ class _Loaded:
     context_length: int
     expires_at: float | None  # None: forever
     loaded_at: float
+    session: float | None = None  # keep-alive duration that sticks to the runner (None: forever)
 
 
 class _BadRequest(Exception):
@@ -469,7 +474,7 @@ def _tokens(n: int) -> list[str]:
 
 
 THINK_CHUNKS = 3
-_THINK_WORDS = "Let me think about what the user asked for.".split()
+_THINK_WORDS = ["Let", "me", "think", "about", "what", "the", "user", "asked", "for."]
 
 
 def _think_tokens(n: int) -> list[str]:
@@ -706,8 +711,27 @@ def _host_of(host_header: str) -> str:
     return h
 
 
+def local_ips() -> set[str]:
+    """Every address of this machine's interfaces (Go's net.Interfaces()/Addrs(), which
+    Ollama's isLocalIP walks), as seen from the current network namespace."""
+    import subprocess
+
+    for argv in (["ip", "-o", "addr", "show"], ["ifconfig", "-a"]):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=5,
+                                 check=False).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        found = re.findall(r"\binet6?\s+(?:addr:)?([0-9A-Fa-f.:]+)", out)
+        if found:
+            return {str(ipaddress.ip_address(a.split("%")[0])) for a in found}
+    return set()
+
+
 def host_allowed(host_header: str | None, extra: Sequence[str] = ()) -> bool:
-    """Ollama's allowedHostsMiddleware decision for a server bound to loopback."""
+    """Ollama's allowedHostsMiddleware decision for a server bound to loopback
+    (server/routes.go: IsLoopback || IsPrivate || IsUnspecified || isLocalIP, then
+    allowedHost's names). Link-local addresses are not private: refused."""
     if host_header is None:
         return True
     host = _host_of(host_header).lower()
@@ -718,13 +742,38 @@ def host_allowed(host_header: str | None, extra: Sequence[str] = ()) -> bool:
     except ValueError:
         ip = None
     if ip is not None:
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return (ip.is_loopback or ip.is_unspecified or ip.is_link_local
-                or any(ip in net for net in _PRIVATE_NETS))
+        plain = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped \
+            else ip
+        return (plain.is_loopback or plain.is_unspecified
+                or any(plain in net for net in _PRIVATE_NETS) or str(ip) in local_ips())
     if host in ("", "localhost") or host == socket.gethostname().lower():
         return True
     return host.endswith((".localhost", ".local", ".internal"))
+
+
+def _clean_path(path: str) -> str:
+    """net/http cleanPath: path.Clean, keeping a trailing slash."""
+    import posixpath
+
+    if not path:
+        return "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    cleaned = posixpath.normpath(path)
+    if cleaned.startswith("//"):  # posixpath keeps a leading "//"; path.Clean does not
+        cleaned = "/" + cleaned.lstrip("/")
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
+
+
+def _cloud_model(name: Any) -> bool:
+    """An explicit cloud model reference ("gpt-oss:20b:cloud", "kimi-k2.6:cloud",
+    "qwen3:480b-cloud"), which Ollama passes through to ollama.com."""
+    if not isinstance(name, str):
+        return False
+    tag = name.rsplit(":", 1)[1] if ":" in name else ""
+    return tag == "cloud" or tag.endswith("-cloud")
 
 
 def origin_allowed(origin: str) -> bool:
@@ -786,7 +835,9 @@ class OllamaSimulator:
         self.host_check = True
         self.cors_check = True
         self.extra_allowed_hosts: list[str] = []
-        self.default_context_length = 4096
+        self.default_context_length: int | None = None  # OLLAMA_CONTEXT_LENGTH (None: unset)
+        self.total_vram_gib = 16.0  # what Ollama's default context follows when it is unset
+        self.cloud_disabled = True  # OLLAMA_NO_CLOUD=1 (ai-server install sets it)
         self.default_keep_alive: float | None = 300.0
         self.idle_timeout = 300.0
         self.record_requests = True
@@ -1059,6 +1110,7 @@ class OllamaSimulator:
             keep = self._send_stream(sock, req, resp, faults)
         else:
             keep = self._send_full(sock, req, resp, faults)
+        self._touch()
         if self.log is not None:
             self.log(f'{client[0]}:{client[1]} "{method} {target} {version}" {rec.status}')
         return keep and keep_alive
@@ -1357,6 +1409,7 @@ class OllamaSimulator:
             ("DELETE", "/api/user/keys/:encodedKey", self._h_empty_ok),
             ("POST", "/api/experimental/web_search", self._h_web_search),
             ("POST", "/api/experimental/web_fetch", self._h_web_fetch),
+            ("GET", "/api/experimental/model-recommendations", self._h_recommendations),
             ("POST", "/v1/chat/completions", self._h_oai_chat),
             ("POST", "/v1/completions", self._h_oai_completions),
             ("POST", "/v1/embeddings", self._h_oai_embeddings),
@@ -1378,6 +1431,12 @@ class OllamaSimulator:
 
     def _dispatch(self, req: _Request, f: _Faults) -> _Response:
         method, path = req.record.method, req.decoded_path
+        # Go's ServeMux sits in front of gin (routes.go Serve: http.Handle("/", h)): a path with
+        # "//", "." or ".." segments is answered with a redirect to the cleaned path before any
+        # middleware (no Host or CORS check).
+        cleaned = _clean_path(path)
+        if cleaned != path and method != "CONNECT":
+            return self._clean_redirect(req, cleaned)
         found = self._find_route(method, path)
         if (found is None and len(path) > 1 and path.endswith("/")
                 and self._find_route(method, path[:-1]) is not None):
@@ -1421,6 +1480,20 @@ class OllamaSimulator:
         resp.headers = extra + resp.headers
         return resp
 
+    def _clean_redirect(self, req: _Request, new_path: str) -> _Full:
+        """net/http's RedirectHandler(StatusMovedPermanently): 301, an HTML body for GET only,
+        a text/html content type for GET and HEAD."""
+        location = urllib.parse.quote(new_path, safe="/:@!$&'()*+,;=-._~")
+        if req.query:
+            location += "?" + req.query
+        method = req.record.method
+        body = b""
+        if method == "GET":
+            escaped = location.replace("&", "&amp;").replace('"', "&#34;").replace("<", "&lt;")
+            body = f'<a href="{escaped}">Moved Permanently</a>.\n\n'.encode()
+        ctype = "text/html; charset=utf-8" if method in ("GET", "HEAD") else None
+        return _Full(301, body, ctype, [("Location", location)])
+
     def _redirect(self, req: _Request, new_path: str) -> _Full:
         location = urllib.parse.quote(new_path, safe="/:@!$&'()*+,;=-._~")
         if req.query:
@@ -1454,25 +1527,51 @@ class OllamaSimulator:
             del self._loaded[name]
 
     def _use_model(self, model: SimModel, keep_alive: _KeepAlive, num_ctx: int | None) -> None:
-        """Load (or reload, on a context change) a runner, and apply keep_alive like Ollama."""
+        """Load (or reload, on a context change) a runner, and apply keep_alive like Ollama:
+        the duration given by a request sticks to the runner (sched.go sessionDuration), and
+        the idle countdown restarts after every request that used it (see _touch)."""
         now = time.time()
         with self._lock:
             self._expire(now)
             if keep_alive.is_zero and model.name not in self._loaded:
                 return
-            ctx = min(num_ctx or self.default_context_length, model.context_length)
+            ctx = min(num_ctx or self.context_default(), model.context_length)
             current = self._loaded.get(model.name)
             if current is None or current.context_length != ctx:
                 if keep_alive.present:
-                    expires = None if keep_alive.seconds is None else now + keep_alive.seconds
+                    session = keep_alive.seconds
                 else:
                     default = self.default_keep_alive
-                    expires = None if default is None or default < 0 else now + default
-                self._loaded[model.name] = _Loaded(ctx, expires, now)
+                    session = None if default is None or default < 0 else default
+                current = _Loaded(ctx, None, now, session)
+                self._loaded[model.name] = current
                 self.model_loads.append((model.name, ctx))
             elif keep_alive.present:
-                current.expires_at = (None if keep_alive.seconds is None
-                                      else now + keep_alive.seconds)
+                current.session = keep_alive.seconds
+            current.expires_at = None if current.session is None else now + current.session
+        self._local.used_model = model.name
+
+    def _touch(self) -> None:
+        """The request that used a runner has finished: its idle countdown starts now."""
+        name = getattr(self._local, "used_model", None)
+        self._local.used_model = None
+        if name is None:
+            return
+        now = time.time()
+        with self._lock:
+            current = self._loaded.get(name)
+            if current is not None and current.session is not None:
+                current.expires_at = now + current.session
+
+    def context_default(self) -> int:
+        """OLLAMA_CONTEXT_LENGTH, or when unset Ollama's default by total VRAM (routes.go
+        Serve: >= 47 GiB 262144, >= 23 GiB 32768, else 4096); capped by each model's trained
+        context where it is used."""
+        if self.default_context_length is not None:
+            return self.default_context_length
+        if self.total_vram_gib >= 47:
+            return 262144
+        return 32768 if self.total_vram_gib >= 23 else 4096
 
     def _unload(self, model: SimModel) -> None:
         with self._lock:
@@ -1787,8 +1886,31 @@ class OllamaSimulator:
                 for m in models]
         return _Full(200, _j({"object": "list", "data": data or None}))
 
+    def _cloud_refusal(self, req: _Request, name: Any, details: bool = False) -> _Full | None:
+        """cloudPassthroughMiddleware: a cloud model name with cloud disabled is a 403 in
+        Ollama's own {"error"} shape, before any dialect middleware."""
+        if not _cloud_model(name) or not self.cloud_disabled:
+            return None
+        what = "remote model details are unavailable" if details else \
+            "remote model is unavailable"
+        return _native_error(403, f"ollama cloud is disabled: {what}")
+
+    def _h_recommendations(self, req: _Request, f: _Faults) -> _Response:
+        # routes.go ModelRecommendationsExperimentalHandler: the built-in defaults when
+        # cloud is disabled (no refresh from ollama.com).
+        return _Full(200, _j({"recommendations": [
+            {"model": "kimi-k2.6:cloud", "description": "State-of-the-art coding, long-horizon "
+             "execution, and multimodal agent swarm capability", "context_length": 262144,
+             "max_output_tokens": 262144},
+            {"model": "glm-5.1:cloud", "description": "Reasoning and code generation",
+             "context_length": 202752, "max_output_tokens": 131072},
+        ]}))
+
     def _h_oai_model(self, req: _Request, f: _Faults) -> _Response:
         name = req.params["model"]
+        cloud = self._cloud_refusal(req, name, details=True)
+        if cloud is not None:
+            return cloud
         m = self._find_model(name)
         if m is None:
             return _openai_error(404, f"model '{name}' not found")
@@ -1800,6 +1922,9 @@ class OllamaSimulator:
         data = self._json_body(req, _openai_error)
         if isinstance(data, _Full):
             return data
+        cloud = self._cloud_refusal(req, data.get("model"))
+        if cloud is not None:
+            return cloud
         if messages and not data.get("messages"):  # middleware/openai.go ChatMiddleware
             return _openai_error(400, "[] is too short - 'messages'")
         resolved = self._resolve(data, _openai_error, verb, f)
@@ -1828,13 +1953,14 @@ class OllamaSimulator:
         if _json_mode(data):
             toks = _as_json_tokens(toks)
         finish = "length" if cut else "stop"
-        calls = [{"id": f"call_{self._hex(4)}", "index": i, "type": "function",
-                  "function": {"name": tool, "arguments": _j(args).decode()}}
-                 for i, (tool, args) in enumerate(gen_out.tools)]
+        calls: list[dict[str, Any]] = [
+            {"id": f"call_{self._hex(4)}", "index": i, "type": "function",
+             "function": {"name": tool, "arguments": _j(args).decode()}}
+            for i, (tool, args) in enumerate(gen_out.tools)]
         if calls:
             finish = "tool_calls"
-        n_out = len(thinking) + len(toks) + sum(_estimate_tokens(c["function"]["arguments"])
-                                                for c in calls)
+        n_out = len(thinking) + len(toks) + sum(_estimate_tokens(_j(args).decode())
+                                                for _, args in gen_out.tools)
         prompt_tokens = _estimate_tokens(data.get("messages"))
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n_out,
                  "total_tokens": prompt_tokens + n_out}
@@ -2024,6 +2150,9 @@ class OllamaSimulator:
         data = self._json_body(req, err)
         if isinstance(data, _Full):
             return data
+        cloud = self._cloud_refusal(req, data.get("model"))
+        if cloud is not None:
+            return cloud
         if not isinstance(data.get("model"), str) or not data["model"]:
             return err(400, "model is required")
         max_tokens = data.get("max_tokens")
@@ -2065,15 +2194,15 @@ class OllamaSimulator:
             # anthropic.ToMessagesResponse: thinking, then text, then tool_use blocks; a nil
             # slice (nothing generated) marshals as "content": null. stop_sequence is
             # omitempty and never set.
-            content: list[dict[str, Any]] = []
+            blocks: list[dict[str, Any]] = []
             if thinking:
-                content.append({"type": "thinking", "thinking": "".join(thinking)})
+                blocks.append({"type": "thinking", "thinking": "".join(thinking)})
             if toks:
-                content.append({"type": "text", "text": "".join(toks)})
-            content += calls
+                blocks.append({"type": "text", "text": "".join(toks)})
+            blocks += calls
             return _Full(200, _j({
                 "id": mid, "type": "message", "role": "assistant", "model": name,
-                "content": content or None, "stop_reason": stop_reason,
+                "content": blocks or None, "stop_reason": stop_reason,
                 "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
             }), delay_tokens=output_tokens)
         events = _anthropic_stream(mid, name, input_tokens, thinking, toks, calls)
