@@ -82,7 +82,7 @@ def _edit_events(payload: bytes, edit: Any) -> bytes:
     for block in payload.decode().split("\n\n"):
         if not block.strip():
             continue
-        name, data = block.split("\n", 1)
+        _, data = block.split("\n", 1)
         obj = json.loads(data.removeprefix("data: "))
         obj = edit(obj)
         if obj is not None:
@@ -111,7 +111,7 @@ def test_illegal_anthropic_shapes_fail(sim: OllamaSimulator) -> None:
         sim, {**tool_body, "model": THINKER.name}), unclosed))
     assert any("before content_block_stop" in p for p in check_anthropic_stream(events).problems)
 
-    status, _, payload = call(sim, "POST", "/v1/messages", tool_body)
+    _, _, payload = call(sim, "POST", "/v1/messages", tool_body)
     good = json.loads(payload)
     assert anthropic_message_problems({**good, "stop_reason": "end_turn"}) == [
         "stop_reason 'end_turn' with 2 tool_use block(s)"]
