@@ -65,6 +65,25 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def claude_context_check(config: Path | None) -> Any:
+    """Claude Code's minimum context against the context setup recorded (issue 14 §3)."""
+    from aiclient.compat import CONTEXT_FIX
+    from aiclient.conformance import CheckResult, Status
+    from aiclient.settings import load
+    from aiclient.setup import claude_context_problem
+
+    ctx = load(config).server.context_length
+    problem = claude_context_problem(ctx)
+    title = "Claude Code's minimum context"
+    if problem:
+        return CheckResult("claude.context", title, Status.FAIL, f"{problem}; fix: {CONTEXT_FIX}",
+                           0.0)
+    if ctx <= 0:
+        return CheckResult("claude.context", title, Status.SKIP,
+                           "context unknown: run `ai-client setup`", 0.0)
+    return CheckResult("claude.context", title, Status.PASS, f"context {ctx} is enough", 0.0)
+
+
 @click.command("test")
 @click.option("--model", "-m", default=None,
               help="Model to test (default: from settings, else the first tools-capable one).")
@@ -86,5 +105,7 @@ def test(ctx: click.Context, model: str | None, quick: bool, server: str | None,
     app.out.detail(f"testing {target.base_url}")
     result = run_suite(target.base_url, target.api_key, target.model, quick,
                        progress=app.out.detail)
+    if server is None:
+        result.checks.append(claude_context_check(app.config))
     finish(app, result.as_dict(), render, ok=result.ok,
            exit_code=ExitCode.OK if result.ok else ExitCode.FINDINGS)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 RULES_FILE = "compat/rules.toml"
 STORE_NAME = "compat-verified.json"
-CONDITIONS = ("base_url_ends_in_v1", "model_lacks_tools")
+CONDITIONS = ("base_url_ends_in_v1", "model_lacks_tools", "context_below_min")
 MESSAGES_PATH = "/v1/messages?beta=true"  # what Claude Code sends (REFERENCE §2.1)
 PROBE_TIMEOUT = (3.05, 300.0)  # a cold model loads and pre-fills before the first byte
 
@@ -111,6 +111,7 @@ class Rule:
     upgrade_claude: Version | None = None
     pin_claude: Version | None = None
     source: str = ""
+    min_context: int | None = None  # condition context_below_min: the smallest that works
 
     def as_dict(self) -> dict[str, Any]:
         return {"rule": self.id, "status": str(self.status), "symptom": self.symptom,
@@ -133,7 +134,7 @@ class RuleSet:
 
 
 _RULE_KEYS = {"id", "claude", "ollama", "model", "condition", "status", "symptom", "fix",
-              "upgrade_ollama", "upgrade_claude", "pin_claude", "source"}
+              "upgrade_ollama", "upgrade_claude", "pin_claude", "source", "min_context"}
 
 
 def _bad_rules(source: str, message: str) -> AiError:
@@ -203,6 +204,13 @@ def parse_rules(text: str, source: str = RULES_FILE) -> RuleSet:
         condition = raw.get("condition")
         if condition is not None and condition not in CONDITIONS:
             raise _bad_rules(source, f"{where}: unknown condition {condition!r}")
+        min_context = raw.get("min_context")
+        if (condition == "context_below_min") != (min_context is not None) or (
+                min_context is not None and (not isinstance(min_context, int)
+                                             or isinstance(min_context, bool)
+                                             or min_context <= 0)):
+            raise _bad_rules(source, f"{where}: condition context_below_min goes with a "
+                                     "positive integer min_context, and only with it")
         pattern = None
         if raw.get("model"):
             try:
@@ -217,7 +225,7 @@ def parse_rules(text: str, source: str = RULES_FILE) -> RuleSet:
             upgrade_ollama=version(raw.get("upgrade_ollama"), f"{where}.upgrade_ollama"),
             upgrade_claude=version(raw.get("upgrade_claude"), f"{where}.upgrade_claude"),
             pin_claude=version(raw.get("pin_claude"), f"{where}.pin_claude"),
-            source=str(raw.get("source") or "")))
+            source=str(raw.get("source") or ""), min_context=min_context))
     return RuleSet(tuple(rules), rev_claude, rev_ollama)
 
 
@@ -243,6 +251,7 @@ class Facts:
     families: tuple[str, ...] = ()  # details.family(ies), general.architecture
     capabilities: tuple[str, ...] | None = None  # None: unknown
     base_urls: tuple[str, ...] = ()  # the Anthropic base URLs in use
+    context: int | None = None  # the server's context length for the model (None: unknown)
 
 
 def rule_applies(rule: Rule, facts: Facts) -> bool:
@@ -258,7 +267,32 @@ def rule_applies(rule: Rule, facts: Facts) -> bool:
         return any(u.rstrip("/").endswith("/v1") for u in facts.base_urls)
     if rule.condition == "model_lacks_tools":
         return facts.capabilities is not None and "tools" not in facts.capabilities
+    if rule.condition == "context_below_min":
+        return (facts.context is not None and rule.min_context is not None
+                and facts.context < rule.min_context)
     return True
+
+
+def min_context(rules: RuleSet, claude: Version | None) -> int | None:
+    """The smallest server context Claude Code `claude` can work with (None: no rule says);
+    with the version unknown, the largest minimum any rule asks for."""
+    found = [r.min_context for r in rules.rules
+             if r.condition == "context_below_min" and r.min_context is not None
+             and (claude is None or not r.claude
+                  or r.claude.contains(claude, prereleases=True))]
+    return max(found) if found else None
+
+
+def context_problem(context: int, minimum: int | None) -> str | None:
+    """The one line every command shows when Claude Code cannot work with the context."""
+    if minimum is None or context <= 0 or context >= minimum:
+        return None
+    return (f"Claude Code cannot work with context {context} (needs >= {minimum}): it answers "
+            "\"Prompt is too long\" and sends nothing")
+
+
+CONTEXT_FIX = ("on the server: `ai-server install --context-length 131072` (or `ai-server models "
+               "warm <model> --context-length 131072`), then `ai-client setup` here")
 
 
 @dataclass(frozen=True)
@@ -653,6 +687,21 @@ def extra_base_urls() -> tuple[str, ...]:
     return (value,) if value else ()
 
 
+def _settings_context(config: Path | None) -> int | None:
+    """The context length setup recorded for the server (0 or missing: unknown)."""
+    from aiclient.settings import load
+
+    value = load(config).server.context_length
+    return value if value > 0 else None
+
+
+def _with_facts(rule: Rule, facts: Facts) -> dict[str, Any]:
+    found = rule.as_dict()
+    if rule.condition == "context_below_min" and facts.context is not None:
+        found["symptom"] = context_problem(facts.context, rule.min_context) or rule.symptom
+    return found
+
+
 @dataclass
 class CheckResult:
     verdict: Verdict
@@ -703,12 +752,13 @@ def check(config: Path | None, model: str | None, probe: bool, *,
 
     Raises AiError when the pair cannot be checked (the CLI maps that to exit 1)."""
     target = target_from_settings(config, model)
+    context = _settings_context(config)
     claude = claude_version()
     ollama = server_version(target.base_url, target.api_key)
     info = model_info(target.base_url, target.api_key, target.model) if target.model else None
     facts = Facts(claude, ollama, target.model, info.families if info else (),
                   info.capabilities if info else None,
-                  (target.base_url, *extra_base_urls()))
+                  (target.base_url, *extra_base_urls()), context)
     rules = load_rules()
     ev = evaluate(rules, facts)
     verdict = ev.verdict
@@ -757,7 +807,7 @@ def check(config: Path | None, model: str | None, probe: bool, *,
         "server": target.base_url,
         "rules_reviewed": {"claude": str(rules.reviewed_claude),
                            "ollama": str(rules.reviewed_ollama)},
-        "findings": [r.as_dict() for r in ev.findings if r.status != Status.OK],
+        "findings": [_with_facts(r, facts) for r in ev.findings if r.status != Status.OK],
         "fixes": fixes,
         "notes": notes,
         "verified": record.as_dict() if record is not None else None,

@@ -83,6 +83,7 @@ def doctor(config: Path | None, check_shells: bool = True) -> list[dict[str, str
     if settings.client.claude:
         checks.append(_check("claude-ollama", PASS if wrapper.exists() else FAIL, str(wrapper),
                              "" if wrapper.exists() else "ai-client setup"))
+        checks += claude_checks(settings)
     if check_shells:
         for sh in settings.client.shells:
             ok, detail = shell_sees(sh, settings)
@@ -107,6 +108,30 @@ def doctor(config: Path | None, check_shells: bool = True) -> list[dict[str, str
         checks.append(_check(program, PASS if version else WARN,
                              f"{program} {version}" if version else f"{program} not installed",
                              "" if version else fix))
+    return checks
+
+
+def claude_checks(settings: ClientSettings) -> list[dict[str, str]]:
+    """Can Claude Code work with the server's context, and does a settings file override
+    claude-ollama's values (which file, which key)?"""
+    from aiclient import setup as client_setup
+    from aiclient.compat import CONTEXT_FIX
+
+    checks = []
+    ctx = settings.server.context_length
+    problem = client_setup.claude_context_problem(ctx)
+    checks.append(_check("claude context", FAIL if problem else PASS,
+                         problem or (f"context {ctx} is enough for Claude Code" if ctx > 0
+                                     else "context unknown (run ai-client setup)"),
+                         CONTEXT_FIX if problem else ""))
+    found = claude.overrides(Path.home(), Path.cwd())
+    effective = [o for o in found if o.managed and o.key in claude.ROUTING_KEYS]
+    status = FAIL if effective else WARN if found else PASS
+    checks.append(_check("claude settings", status,
+                         "; ".join(o.as_text() for o in found)
+                         or "no settings file overrides claude-ollama's values",
+                         "remove the key from that file (managed settings: ask whoever "
+                         "manages this machine)" if found else ""))
     return checks
 
 

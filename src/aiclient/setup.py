@@ -155,6 +155,20 @@ def _choose_model(opts: Options, current: ClientSettings | None, probe: discover
     return capable[0]
 
 
+def claude_context_problem(context: int) -> str | None:
+    """"Claude Code cannot work with context N (needs >= M)" for the installed Claude Code
+    (any version the rules cover when it is not installed), or None."""
+    from aiclient import compat
+    from aiclient.health import tool_version
+
+    text = tool_version("claude")
+    try:
+        version = compat.parse_version(text) if text and text != "unknown" else None
+    except AiError:
+        version = None
+    return compat.context_problem(context, compat.min_context(compat.load_rules(), version))
+
+
 def build_plan(config_file: Path | None, opts: Options, *,
                ask_server: Callable[[list[tailscale.Peer]], tailscale.Peer] | None = None,
                ask_model: Callable[[list[str]], str] | None = None) -> Plan:
@@ -192,9 +206,19 @@ def build_plan(config_file: Path | None, opts: Options, *,
     for path, text in envfile.env_files(env):
         want(path, text, 0o600, "environment file")
     wrapper = bin_dir() / claude.WRAPPER_NAME
+    claude_settings = bin_dir() / claude.SETTINGS_NAME
+    refusal = claude_context_problem(ctx) if settings.client.claude else None
+    if refusal:
+        from aiclient.compat import CONTEXT_FIX
+
+        notes.append(f"{refusal}; claude-ollama will refuse to start. Fix: {CONTEXT_FIX}")
     want(wrapper, claude.render_wrapper(settings.base_url, token, model, ctx,
-                                        settings.client.skip_permissions)
+                                        settings.client.skip_permissions,
+                                        settings_file=claude_settings,
+                                        context_refusal=refusal)
          if settings.client.claude else None, 0o700, "claude-ollama wrapper")
+    want(claude_settings, claude.render_settings(settings.base_url, token, model, ctx)
+         if settings.client.claude else None, 0o600, "claude-ollama settings (--settings)")
     meta_path = aider.metadata_path(Path.home())
     manifest = read_manifest()
     contexts = {m: discovery.context_for(probe, m)[0] for m in probe.models}
@@ -287,7 +311,7 @@ def _write_manifest(plan: Plan, done: _Done) -> None:
     files.update(str(p) for p in (env_sh, env_fish))
     wrapper = bin_dir() / claude.WRAPPER_NAME
     if plan.settings.client.claude:
-        files.add(str(wrapper))
+        files.update((str(wrapper), str(bin_dir() / claude.SETTINGS_NAME)))
     rc = {r["path"]: r for r in old.get("rc", [])}
     for change in plan.rc:
         prev = rc.get(str(change.target.path), {})

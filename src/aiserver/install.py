@@ -126,6 +126,9 @@ def desired_settings(config_file: Path, opts: Options) -> tuple[Settings, list[s
         o = replace(o, context_length=lowered)
         if note:
             notes.append(note)
+    claude_note = preflight.claude_context_note(o.context_length)
+    if claude_note:
+        notes.append(claude_note)
     if opts.keep_alive is not None:
         o = replace(o, keep_alive=opts.keep_alive)
     if opts.models is not None:

@@ -72,6 +72,29 @@ def context_for_memory(requested: int, mem: int | None) -> tuple[int, str | None
     return requested, None
 
 
+def claude_min_context() -> int | None:
+    """The largest minimum context any Claude Code rule asks for (share/compat/rules.toml,
+    the data ai-client checks too), or None."""
+    import tomllib
+
+    from aicommon import resources
+
+    doc = tomllib.loads(resources.read_text("compat/rules.toml"))
+    found = [r["min_context"] for r in doc.get("rules", [])
+             if isinstance(r, dict) and isinstance(r.get("min_context"), int)]
+    return max(found) if found else None
+
+
+def claude_context_note(context: int) -> str | None:
+    """A warning when Claude Code could not work with this context (Aider can)."""
+    minimum = claude_min_context()
+    if minimum is None or context >= minimum:
+        return None
+    return (f"Claude Code cannot work with context {context} (needs >= {minimum}): claude-ollama "
+            f"will refuse to start; Aider works. Pass --context-length {minimum} or more if "
+            "this machine's memory allows (Ollama's docs ask >= 100k for Claude Code)")
+
+
 def check_brew() -> Check:
     brew = system.find_brew()
     if brew:

@@ -100,8 +100,14 @@ def test_setup_idempotent_effective_and_uninstall_restores(laptop: Laptop,
         subprocess.run([*argv, 'claude-ollama -p "hello world" --model x'], env=laptop.env,
                        capture_output=True, text=True, timeout=30, check=True)
     call = json.loads(laptop.claude_log.read_text().splitlines()[-1])
-    assert call["argv"] == ["-p", "hello world", "--model", "x"]
+    settings_file = laptop.home / "ai-client" / "state" / "bin" / "claude-ollama.settings.json"
+    # the wrapper's values also go in with --settings, which beats user/project settings
+    assert call["argv"] == ["--settings", str(settings_file), "-p", "hello world", "--model", "x"]
+    assert stat.S_IMODE(settings_file.stat().st_mode) == 0o600  # holds the token
     env = call["env"]
+    assert json.loads(settings_file.read_text())["env"] == {
+        k: v for k, v in env.items() if k.startswith(("ANTHROPIC_", "CLAUDE_", "API_TIMEOUT",
+                                                      "DISABLE_"))}
     assert env["ANTHROPIC_BASE_URL"] == f"http://127.0.0.1:{gateway.port}"
     assert env["ANTHROPIC_API_KEY"] == "" and env["ANTHROPIC_AUTH_TOKEN"] == "ollama"
     assert env["ANTHROPIC_MODEL"] == env["CLAUDE_CODE_SUBAGENT_MODEL"] == "qwen3-coder:30b"

@@ -27,7 +27,11 @@ Attributes settable at any time (read once per request):
 ``cors_check``          Ollama's Origin check (default on)
 ``extra_allowed_hosts`` further Host names/IPs to accept (e.g. the machine's own tailnet IP)
 ``default_context_length`` / ``default_keep_alive``  what OLLAMA_CONTEXT_LENGTH /
-                        OLLAMA_KEEP_ALIVE would be (4096 / 300 s)
+                        OLLAMA_KEEP_ALIVE would be (None = unset: by ``total_vram_gib``,
+                        16 → 4096, capped at the model's trained context / 300 s)
+``total_vram_gib``      the machine's GPU memory (<23 → 4096, <47 → 32768, else 262144)
+``cloud_disabled``      OLLAMA_NO_CLOUD=1 (default): ``:cloud``/``-cloud`` model names on
+                        ``/v1/*`` answer 403 ``ollama cloud is disabled: …``
 ``record_requests``     append every request to ``requests`` (default on)
 ``log``                 ``None`` or a callable receiving one access-log line per request
 ``fixed_ids``           constant ids and timestamps in answers (byte-for-byte comparisons)
@@ -54,9 +58,11 @@ Test-only request headers (Ollama ignores them; they override the attributes per
 ``x-sim-tools-error-500: 1``  (``0`` turns a switch off for that request)
 
 Tool calls: when a request to ``/v1/chat/completions`` or ``/v1/messages`` carries ``tools``
-and its last message is a user message (not a tool result) whose text names one of them, the
+and its last message (trailing ``system`` messages skipped, as the model sees the conversation)
+is a user message (not a tool result) whose text names one of them, the
 answer is a call to the first tool named there (id ``call_`` + 8 hex, arguments built from the
-tool's JSON schema: required properties, strings ``"sim"``), finish_reason ``tool_calls`` /
+tool's JSON schema: required properties, strings ``"sim"``, or the JSON object written right
+after the tool's name: ``Read {"file_path": "/tmp/x"}``), finish_reason ``tool_calls`` /
 stop_reason ``tool_use``.  Otherwise (e.g. after a tool result) the answer is text.
 JSON mode: ``response_format`` ``json_object``/``json_schema`` on ``/v1/chat/completions``
 makes the content a JSON object (``{"text": "..."}``), streamed token by token.
@@ -281,6 +287,7 @@ class _Faults:
     break_order: str = ""  # "", "delta-first" or "stop-first"
     omit_done: bool = False
     tools_error_500: bool = False
+    text_before_tools: bool = False
 
 
 @dataclass
@@ -336,6 +343,7 @@ class _Loaded:
     context_length: int
     expires_at: float | None  # None: forever
     loaded_at: float
+    session: float | None = None  # keep-alive duration that sticks to the runner (None: forever)
 
 
 class _BadRequest(Exception):
@@ -465,6 +473,14 @@ def _tokens(n: int) -> list[str]:
     return [(" " if i else "") + _WORDS[i % len(_WORDS)] for i in range(max(0, n))]
 
 
+THINK_CHUNKS = 3
+_THINK_WORDS = ["Let", "me", "think", "about", "what", "the", "user", "asked", "for."]
+
+
+def _think_tokens(n: int) -> list[str]:
+    return [(" " if i else "") + _THINK_WORDS[i % len(_THINK_WORDS)] for i in range(max(0, n))]
+
+
 def _plan(chunks: int, limit: Any) -> tuple[list[str], bool]:
     """The tokens to generate and whether a token limit cut them short."""
     if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < chunks:
@@ -516,10 +532,10 @@ def _schema_args(schema: Any) -> dict[str, Any]:
     return {n: _schema_value(props[n]) for n in names}
 
 
-def _message_text(content: Any) -> tuple[str, bool]:
-    """The text of a message's content and whether it carries a tool result."""
+def _message_texts(content: Any) -> tuple[list[str], bool]:
+    """The text blocks of a message's content and whether it carries a tool result."""
     if isinstance(content, str):
-        return content, False
+        return [content], False
     texts: list[str] = []
     tool_result = False
     for block in content if isinstance(content, list) else []:
@@ -529,35 +545,106 @@ def _message_text(content: Any) -> tuple[str, bool]:
             tool_result = True
         elif isinstance(block.get("text"), str):
             texts.append(block["text"])
-    return "\n".join(texts), tool_result
+    return texts, tool_result
 
 
-def _requested_tool(data: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """(name, arguments) when the last message is a user message naming one of the tools.
+def _requested_tools(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """[(name, arguments)] when the last message is a user message naming tools ([] if not).
 
     Tools come in either dialect: OpenAI ``{"type":"function","function":{"name",
-    "parameters"}}`` or Anthropic ``{"name","input_schema"}``.
+    "parameters"}}`` or Anthropic ``{"name","input_schema"}``.  A tool written with inline JSON
+    arguments anywhere in the turn is called (several: parallel calls, in the order written);
+    otherwise the first tool named in the turn's last text block (Claude Code puts its
+    reminders in earlier blocks; they name tools too).
     """
     tools = data.get("tools")
     messages = data.get("messages")
-    if not isinstance(tools, list) or not isinstance(messages, list) or not messages:
-        return None
-    last = messages[-1]
+    if not isinstance(tools, list) or not isinstance(messages, list):
+        return []
+    # The model sees the conversation as a whole: a trailing system message (Claude Code >=
+    # 2.1.3xx ends messages[] with its reminders, REFERENCE 2.6) does not hide the user's turn.
+    turns = [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
+    if not turns:
+        return []
+    last = turns[-1]
     if not isinstance(last, dict) or last.get("role") != "user":
-        return None
-    text, tool_result = _message_text(last.get("content"))
-    if tool_result:
-        return None
+        return []
+    texts, tool_result = _message_texts(last.get("content"))
+    if tool_result or not texts:
+        return []
+    specs: list[dict[str, Any]] = []
     for tool in tools:
-        if not isinstance(tool, dict):
+        if isinstance(tool, dict):
+            function = tool.get("function")
+            spec = function if isinstance(function, dict) else tool
+            if isinstance(spec.get("name"), str) and spec["name"]:
+                specs.append(spec)
+    calls: list[tuple[int, str, dict[str, Any]]] = []
+    joined = "\n".join(texts)
+    for spec in specs:  # every tool written with inline arguments: parallel tool calls
+        for pos, args in _inline_args(joined, spec["name"]):
+            calls.append((pos, spec["name"], args))
+    if calls:
+        return [(name, args) for _, name, args in sorted(calls, key=lambda c: c[0])]
+    for spec in specs:
+        if spec["name"] in texts[-1]:
+            return [(spec["name"],
+                     _schema_args(spec.get("parameters", spec.get("input_schema"))))]
+    return []
+
+
+def _inline_args(text: str, name: str) -> list[tuple[int, dict[str, Any]]]:
+    """Each JSON object written right after the tool's name (`Read {"file_path": "/x"}`), with
+    its position: the arguments a test wants the "model" to pass."""
+    found = []
+    for match in re.finditer(r"(?<![A-Za-z0-9_])" + re.escape(name) + r"\s*(?=\{)", text):
+        try:
+            value, _ = json.JSONDecoder().raw_decode(text, match.end())
+        except ValueError:
             continue
-        function = tool.get("function")
-        spec: dict[str, Any] = function if isinstance(function, dict) else tool
-        name = spec.get("name")
-        if isinstance(name, str) and name and name in text:
-            schema = spec.get("parameters", spec.get("input_schema"))
-            return name, _schema_args(schema)
-    return None
+        if isinstance(value, dict):
+            found.append((match.start(), value))
+    return found
+
+
+@dataclass
+class _Generation:
+    text: list[str]  # content tokens
+    cut: bool  # a token limit cut the text short
+    tools: list[tuple[str, dict[str, Any]]]  # tool calls, in order
+
+
+def _anthropic_stream(mid: str, model: str, input_tokens: int, thinking: list[str],
+                      toks: list[str], calls: list[dict[str, Any]]
+                      ) -> list[tuple[str, dict[str, Any]]]:
+    """message_start and the content blocks, as anthropic.StreamConverter emits them: a
+    thinking block, a text block, then one block per tool call (one input_json_delta each);
+    nothing generated = no block at all. message_start has no stop_reason/stop_sequence (Go
+    omitempty)."""
+    events: list[tuple[str, dict[str, Any]]] = [("message_start", {
+        "type": "message_start", "message": {
+            "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
+            "usage": {"input_tokens": input_tokens, "output_tokens": 0}}})]
+    index = 0
+
+    def block(start: dict[str, Any], deltas: list[dict[str, Any]]) -> None:
+        nonlocal index
+        events.append(("content_block_start", {"type": "content_block_start", "index": index,
+                                               "content_block": start}))
+        events.extend(("content_block_delta", {"type": "content_block_delta", "index": index,
+                                               "delta": d}) for d in deltas)
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        index += 1
+
+    if thinking:
+        block({"type": "thinking", "thinking": ""},
+              [{"type": "thinking_delta", "thinking": t} for t in thinking])
+    if toks:
+        block({"type": "text", "text": ""}, [{"type": "text_delta", "text": t} for t in toks])
+    for call in calls:
+        block({**call, "input": {}},
+              [{"type": "input_json_delta", "partial_json": _j(call["input"]).decode()}])
+    return events
 
 
 def _break_order(events: list[tuple[str, dict[str, Any]]], mode: str) -> None:
@@ -624,8 +711,27 @@ def _host_of(host_header: str) -> str:
     return h
 
 
+def local_ips() -> set[str]:
+    """Every address of this machine's interfaces (Go's net.Interfaces()/Addrs(), which
+    Ollama's isLocalIP walks), as seen from the current network namespace."""
+    import subprocess
+
+    for argv in (["ip", "-o", "addr", "show"], ["ifconfig", "-a"]):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=5,
+                                 check=False).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        found = re.findall(r"\binet6?\s+(?:addr:)?([0-9A-Fa-f.:]+)", out)
+        if found:
+            return {str(ipaddress.ip_address(a.split("%")[0])) for a in found}
+    return set()
+
+
 def host_allowed(host_header: str | None, extra: Sequence[str] = ()) -> bool:
-    """Ollama's allowedHostsMiddleware decision for a server bound to loopback."""
+    """Ollama's allowedHostsMiddleware decision for a server bound to loopback
+    (server/routes.go: IsLoopback || IsPrivate || IsUnspecified || isLocalIP, then
+    allowedHost's names). Link-local addresses are not private: refused."""
     if host_header is None:
         return True
     host = _host_of(host_header).lower()
@@ -636,13 +742,38 @@ def host_allowed(host_header: str | None, extra: Sequence[str] = ()) -> bool:
     except ValueError:
         ip = None
     if ip is not None:
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return (ip.is_loopback or ip.is_unspecified or ip.is_link_local
-                or any(ip in net for net in _PRIVATE_NETS))
+        plain = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped \
+            else ip
+        return (plain.is_loopback or plain.is_unspecified
+                or any(plain in net for net in _PRIVATE_NETS) or str(ip) in local_ips())
     if host in ("", "localhost") or host == socket.gethostname().lower():
         return True
     return host.endswith((".localhost", ".local", ".internal"))
+
+
+def _clean_path(path: str) -> str:
+    """net/http cleanPath: path.Clean, keeping a trailing slash."""
+    import posixpath
+
+    if not path:
+        return "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    cleaned = posixpath.normpath(path)
+    if cleaned.startswith("//"):  # posixpath keeps a leading "//"; path.Clean does not
+        cleaned = "/" + cleaned.lstrip("/")
+    if path.endswith("/") and cleaned != "/":
+        cleaned += "/"
+    return cleaned
+
+
+def _cloud_model(name: Any) -> bool:
+    """An explicit cloud model reference ("gpt-oss:20b:cloud", "kimi-k2.6:cloud",
+    "qwen3:480b-cloud"), which Ollama passes through to ollama.com."""
+    if not isinstance(name, str):
+        return False
+    tag = name.rsplit(":", 1)[1] if ":" in name else ""
+    return tag == "cloud" or tag.endswith("-cloud")
 
 
 def origin_allowed(origin: str) -> bool:
@@ -693,6 +824,7 @@ class OllamaSimulator:
         self.close_after_chunks: int | None = None
         self.queue_full = False
         self.tool_calls = True
+        self.text_before_tools = False
         # Contract-breaking switches (see the module docstring).
         self.break_event_order: bool | str = False
         self.omit_done = False
@@ -703,7 +835,9 @@ class OllamaSimulator:
         self.host_check = True
         self.cors_check = True
         self.extra_allowed_hosts: list[str] = []
-        self.default_context_length = 4096
+        self.default_context_length: int | None = None  # OLLAMA_CONTEXT_LENGTH (None: unset)
+        self.total_vram_gib = 16.0  # what Ollama's default context follows when it is unset
+        self.cloud_disabled = True  # OLLAMA_NO_CLOUD=1 (ai-server install sets it)
         self.default_keep_alive: float | None = 300.0
         self.idle_timeout = 300.0
         self.record_requests = True
@@ -976,6 +1110,7 @@ class OllamaSimulator:
             keep = self._send_stream(sock, req, resp, faults)
         else:
             keep = self._send_full(sock, req, resp, faults)
+        self._touch()
         if self.log is not None:
             self.log(f'{client[0]}:{client[1]} "{method} {target} {version}" {rec.status}')
         return keep and keep_alive
@@ -1129,6 +1264,7 @@ class OllamaSimulator:
             break_order=order,
             omit_done=switch("x-sim-omit-done", self.omit_done),
             tools_error_500=switch("x-sim-tools-error-500", self.tools_error_500),
+            text_before_tools=switch("x-sim-text-before-tools", self.text_before_tools),
         )
 
     # -- waiting with disconnect detection ---------------------------------------------------
@@ -1273,6 +1409,7 @@ class OllamaSimulator:
             ("DELETE", "/api/user/keys/:encodedKey", self._h_empty_ok),
             ("POST", "/api/experimental/web_search", self._h_web_search),
             ("POST", "/api/experimental/web_fetch", self._h_web_fetch),
+            ("GET", "/api/experimental/model-recommendations", self._h_recommendations),
             ("POST", "/v1/chat/completions", self._h_oai_chat),
             ("POST", "/v1/completions", self._h_oai_completions),
             ("POST", "/v1/embeddings", self._h_oai_embeddings),
@@ -1294,6 +1431,12 @@ class OllamaSimulator:
 
     def _dispatch(self, req: _Request, f: _Faults) -> _Response:
         method, path = req.record.method, req.decoded_path
+        # Go's ServeMux sits in front of gin (routes.go Serve: http.Handle("/", h)): a path with
+        # "//", "." or ".." segments is answered with a redirect to the cleaned path before any
+        # middleware (no Host or CORS check).
+        cleaned = _clean_path(path)
+        if cleaned != path and method != "CONNECT":
+            return self._clean_redirect(req, cleaned)
         found = self._find_route(method, path)
         if (found is None and len(path) > 1 and path.endswith("/")
                 and self._find_route(method, path[:-1]) is not None):
@@ -1337,6 +1480,20 @@ class OllamaSimulator:
         resp.headers = extra + resp.headers
         return resp
 
+    def _clean_redirect(self, req: _Request, new_path: str) -> _Full:
+        """net/http's RedirectHandler(StatusMovedPermanently): 301, an HTML body for GET only,
+        a text/html content type for GET and HEAD."""
+        location = urllib.parse.quote(new_path, safe="/:@!$&'()*+,;=-._~")
+        if req.query:
+            location += "?" + req.query
+        method = req.record.method
+        body = b""
+        if method == "GET":
+            escaped = location.replace("&", "&amp;").replace('"', "&#34;").replace("<", "&lt;")
+            body = f'<a href="{escaped}">Moved Permanently</a>.\n\n'.encode()
+        ctype = "text/html; charset=utf-8" if method in ("GET", "HEAD") else None
+        return _Full(301, body, ctype, [("Location", location)])
+
     def _redirect(self, req: _Request, new_path: str) -> _Full:
         location = urllib.parse.quote(new_path, safe="/:@!$&'()*+,;=-._~")
         if req.query:
@@ -1370,25 +1527,51 @@ class OllamaSimulator:
             del self._loaded[name]
 
     def _use_model(self, model: SimModel, keep_alive: _KeepAlive, num_ctx: int | None) -> None:
-        """Load (or reload, on a context change) a runner, and apply keep_alive like Ollama."""
+        """Load (or reload, on a context change) a runner, and apply keep_alive like Ollama:
+        the duration given by a request sticks to the runner (sched.go sessionDuration), and
+        the idle countdown restarts after every request that used it (see _touch)."""
         now = time.time()
         with self._lock:
             self._expire(now)
             if keep_alive.is_zero and model.name not in self._loaded:
                 return
-            ctx = min(num_ctx or self.default_context_length, model.context_length)
+            ctx = min(num_ctx or self.context_default(), model.context_length)
             current = self._loaded.get(model.name)
             if current is None or current.context_length != ctx:
                 if keep_alive.present:
-                    expires = None if keep_alive.seconds is None else now + keep_alive.seconds
+                    session = keep_alive.seconds
                 else:
                     default = self.default_keep_alive
-                    expires = None if default is None or default < 0 else now + default
-                self._loaded[model.name] = _Loaded(ctx, expires, now)
+                    session = None if default is None or default < 0 else default
+                current = _Loaded(ctx, None, now, session)
+                self._loaded[model.name] = current
                 self.model_loads.append((model.name, ctx))
             elif keep_alive.present:
-                current.expires_at = (None if keep_alive.seconds is None
-                                      else now + keep_alive.seconds)
+                current.session = keep_alive.seconds
+            current.expires_at = None if current.session is None else now + current.session
+        self._local.used_model = model.name
+
+    def _touch(self) -> None:
+        """The request that used a runner has finished: its idle countdown starts now."""
+        name = getattr(self._local, "used_model", None)
+        self._local.used_model = None
+        if name is None:
+            return
+        now = time.time()
+        with self._lock:
+            current = self._loaded.get(name)
+            if current is not None and current.session is not None:
+                current.expires_at = now + current.session
+
+    def context_default(self) -> int:
+        """OLLAMA_CONTEXT_LENGTH, or when unset Ollama's default by total VRAM (routes.go
+        Serve: >= 47 GiB 262144, >= 23 GiB 32768, else 4096); capped by each model's trained
+        context where it is used."""
+        if self.default_context_length is not None:
+            return self.default_context_length
+        if self.total_vram_gib >= 47:
+            return 262144
+        return 32768 if self.total_vram_gib >= 23 else 4096
 
     def _unload(self, model: SimModel) -> None:
         with self._lock:
@@ -1437,6 +1620,23 @@ class OllamaSimulator:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
         return None
+
+    @staticmethod
+    def _thinking(model: SimModel, enabled: bool, f: _Faults) -> list[str]:
+        """Thinking tokens: a thinking-capable model thinks unless the request turns it off
+        (routes.go ChatHandler sets Think=true when the request leaves it unset)."""
+        if not enabled or "thinking" not in model.capabilities:
+            return []
+        return _think_tokens(min(THINK_CHUNKS, f.chunks))
+
+    def _generation(self, data: dict[str, Any], f: _Faults, limit: Any) -> _Generation:
+        """What the "model" answers: tool calls when the turn asks for them (with text first
+        when x-sim-text-before-tools / text_before_tools says so), else text."""
+        tools = _requested_tools(data) if self.tool_calls else []
+        if tools and not f.text_before_tools:
+            return _Generation([], False, tools)
+        toks, cut = _plan(f.chunks, limit)
+        return _Generation(toks, cut, tools)
 
     def _stats(self, req: _Request, prompt_tokens: int, eval_count: int) -> dict[str, Any]:
         total = 123_456_789 if self.fixed_ids else time.monotonic_ns() - req.start_ns
@@ -1686,19 +1886,47 @@ class OllamaSimulator:
                 for m in models]
         return _Full(200, _j({"object": "list", "data": data or None}))
 
+    def _cloud_refusal(self, req: _Request, name: Any, details: bool = False) -> _Full | None:
+        """cloudPassthroughMiddleware: a cloud model name with cloud disabled is a 403 in
+        Ollama's own {"error"} shape, before any dialect middleware."""
+        if not _cloud_model(name) or not self.cloud_disabled:
+            return None
+        what = "remote model details are unavailable" if details else \
+            "remote model is unavailable"
+        return _native_error(403, f"ollama cloud is disabled: {what}")
+
+    def _h_recommendations(self, req: _Request, f: _Faults) -> _Response:
+        # routes.go ModelRecommendationsExperimentalHandler: the built-in defaults when
+        # cloud is disabled (no refresh from ollama.com).
+        return _Full(200, _j({"recommendations": [
+            {"model": "kimi-k2.6:cloud", "description": "State-of-the-art coding, long-horizon "
+             "execution, and multimodal agent swarm capability", "context_length": 262144,
+             "max_output_tokens": 262144},
+            {"model": "glm-5.1:cloud", "description": "Reasoning and code generation",
+             "context_length": 202752, "max_output_tokens": 131072},
+        ]}))
+
     def _h_oai_model(self, req: _Request, f: _Faults) -> _Response:
         name = req.params["model"]
+        cloud = self._cloud_refusal(req, name, details=True)
+        if cloud is not None:
+            return cloud
         m = self._find_model(name)
         if m is None:
             return _openai_error(404, f"model '{name}' not found")
         return _Full(200, _j({"id": name, "object": "model", "created": _MODIFIED_TS,
                               "owned_by": "library"}))
 
-    def _oai_common(self, req: _Request, verb: str | None, f: _Faults | None = None
-                    ) -> tuple[dict[str, Any], SimModel, str] | _Full:
+    def _oai_common(self, req: _Request, verb: str | None, f: _Faults | None = None,
+                    messages: bool = False) -> tuple[dict[str, Any], SimModel, str] | _Full:
         data = self._json_body(req, _openai_error)
         if isinstance(data, _Full):
             return data
+        cloud = self._cloud_refusal(req, data.get("model"))
+        if cloud is not None:
+            return cloud
+        if messages and not data.get("messages"):  # middleware/openai.go ChatMiddleware
+            return _openai_error(400, "[] is too short - 'messages'")
         resolved = self._resolve(data, _openai_error, verb, f)
         if isinstance(resolved, _Full):
             return resolved
@@ -1711,29 +1939,37 @@ class OllamaSimulator:
         return isinstance(opts, dict) and opts.get("include_usage") is True
 
     def _h_oai_chat(self, req: _Request, f: _Faults) -> _Response:
-        common = self._oai_common(req, "chat", f)
+        common = self._oai_common(req, "chat", f, messages=True)
         if isinstance(common, _Full):
             return common
-        data, _, name = common
+        data, model, name = common
         limit = data.get("max_completion_tokens", data.get("max_tokens"))
-        toks, cut = _plan(f.chunks, limit)
+        effort = data.get("reasoning_effort")
+        if isinstance(data.get("reasoning"), dict):
+            effort = data["reasoning"].get("effort")
+        thinking = self._thinking(model, effort != "none", f)
+        gen_out = self._generation(data, f, limit)
+        toks, cut = gen_out.text, gen_out.cut
         if _json_mode(data):
             toks = _as_json_tokens(toks)
         finish = "length" if cut else "stop"
-        tool = _requested_tool(data) if self.tool_calls else None
-        calls: list[dict[str, Any]] = []
-        if tool is not None:
-            arguments = _j(tool[1]).decode()
-            calls = [{"id": f"call_{self._hex(4)}", "index": 0, "type": "function",
-                      "function": {"name": tool[0], "arguments": arguments}}]
-            toks, finish = [""] * _estimate_tokens(arguments), "tool_calls"
+        calls: list[dict[str, Any]] = [
+            {"id": f"call_{self._hex(4)}", "index": i, "type": "function",
+             "function": {"name": tool, "arguments": _j(args).decode()}}
+            for i, (tool, args) in enumerate(gen_out.tools)]
+        if calls:
+            finish = "tool_calls"
+        n_out = len(thinking) + len(toks) + sum(_estimate_tokens(_j(args).decode())
+                                                for _, args in gen_out.tools)
         prompt_tokens = _estimate_tokens(data.get("messages"))
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(toks),
-                 "total_tokens": prompt_tokens + len(toks)}
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n_out,
+                 "total_tokens": prompt_tokens + n_out}
         cid = f"chatcmpl-{self._small_id()}"
         created = self._unix()
         if not data.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": "".join(toks)}
+            if thinking:
+                message["reasoning"] = "".join(thinking)
             if calls:
                 message["tool_calls"] = calls
             return _Full(200, _j({
@@ -1741,7 +1977,7 @@ class OllamaSimulator:
                 "system_fingerprint": "fp_ollama",
                 "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                 "usage": usage,
-            }), delay_tokens=len(toks))
+            }), delay_tokens=n_out)
         include_usage = self._include_usage(data)
 
         def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
@@ -1752,14 +1988,17 @@ class OllamaSimulator:
             return _sse(obj)
 
         def gen() -> Iterator[bytes]:
+            # openai.ToStreamChunks: "role" only in the first delta of the stream.
+            deltas: list[dict[str, Any]] = [{"reasoning": t} for t in thinking]
+            deltas += [{"content": t} for t in toks]
             if calls:
-                yield chunk([{"index": 0, "delta": {"role": "assistant", "content": "",
-                                                    "tool_calls": calls},
-                              "finish_reason": None}])
-            else:
-                for tok in toks:
-                    yield chunk([{"index": 0, "delta": {"role": "assistant", "content": tok},
-                                  "finish_reason": None}])
+                deltas.append({"content": "", "tool_calls": calls})
+            if not deltas:
+                deltas.append({"content": ""})
+            for n, delta in enumerate(deltas):
+                if n == 0:
+                    delta = {"role": "assistant", **delta}
+                yield chunk([{"index": 0, "delta": delta, "finish_reason": None}])
             yield chunk([{"index": 0, "delta": {}, "finish_reason": finish}])
             if include_usage:
                 yield chunk([], usage=usage)
@@ -1911,6 +2150,9 @@ class OllamaSimulator:
         data = self._json_body(req, err)
         if isinstance(data, _Full):
             return data
+        cloud = self._cloud_refusal(req, data.get("model"))
+        if cloud is not None:
+            return cloud
         if not isinstance(data.get("model"), str) or not data["model"]:
             return err(400, "model is required")
         max_tokens = data.get("max_tokens")
@@ -1935,49 +2177,37 @@ class OllamaSimulator:
             return err(500, "system message must be at the beginning")
         model, name = resolved
         self._use_model(model, _KeepAlive(False, None), None)
-        toks, cut = _plan(f.chunks, max_tokens)
-        stop_reason = "max_tokens" if cut else "end_turn"
+        setting = data.get("thinking")
+        thinking = self._thinking(model, not (isinstance(setting, dict)
+                                              and setting.get("type") == "disabled"), f)
+        gen_out = self._generation(data, f, max_tokens)
+        toks, cut = gen_out.text, gen_out.cut
         input_tokens = _estimate_tokens([data.get("system"), messages])
         mid = f"msg_{self._hex(12)}"
-        tool = _requested_tool(data) if self.tool_calls else None
-        answer: dict[str, Any] = {"type": "text", "text": "".join(toks)}
-        output_tokens = len(toks)
-        if tool is not None:
-            answer = {"type": "tool_use", "id": f"call_{self._hex(4)}", "name": tool[0],
-                      "input": tool[1]}
-            stop_reason = "tool_use"
-            output_tokens = _estimate_tokens(_j(tool[1]).decode())
+        calls = [{"type": "tool_use", "id": f"call_{self._hex(4)}", "name": tool, "input": args}
+                 for tool, args in gen_out.tools]
+        # anthropic.mapStopReason: tool calls win, then stop/length.
+        stop_reason = "tool_use" if calls else ("max_tokens" if cut else "end_turn")
+        output_tokens = len(thinking) + len(toks) + sum(_estimate_tokens(_j(c["input"]).decode())
+                                                        for c in calls)
         if not data.get("stream"):
+            # anthropic.ToMessagesResponse: thinking, then text, then tool_use blocks; a nil
+            # slice (nothing generated) marshals as "content": null. stop_sequence is
+            # omitempty and never set.
+            blocks: list[dict[str, Any]] = []
+            if thinking:
+                blocks.append({"type": "thinking", "thinking": "".join(thinking)})
+            if toks:
+                blocks.append({"type": "text", "text": "".join(toks)})
+            blocks += calls
             return _Full(200, _j({
                 "id": mid, "type": "message", "role": "assistant", "model": name,
-                "content": [answer],
-                "stop_reason": stop_reason, "stop_sequence": None,
+                "content": blocks or None, "stop_reason": stop_reason,
                 "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
             }), delay_tokens=output_tokens)
-
-        events: list[tuple[str, dict[str, Any]]] = [("message_start", {
-            "type": "message_start", "message": {
-                "id": mid, "type": "message", "role": "assistant", "model": name,
-                "content": [], "stop_reason": None, "stop_sequence": None,
-                "usage": {"input_tokens": input_tokens, "output_tokens": 0}}})]
-        if tool is not None:
-            events.append(("content_block_start", {
-                "type": "content_block_start", "index": 0,
-                "content_block": {**answer, "input": {}}}))
-            events.append(("content_block_delta", {
-                "type": "content_block_delta", "index": 0,
-                "delta": {"type": "input_json_delta", "partial_json": _j(tool[1]).decode()}}))
-        else:
-            events.append(("content_block_start", {
-                "type": "content_block_start", "index": 0,
-                "content_block": {"type": "text", "text": ""}}))
-            events += [("content_block_delta", {
-                "type": "content_block_delta", "index": 0,
-                "delta": {"type": "text_delta", "text": tok}}) for tok in toks]
-        events.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        events = _anthropic_stream(mid, name, input_tokens, thinking, toks, calls)
         events.append(("message_delta", {
-            "type": "message_delta",
-            "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+            "type": "message_delta", "delta": {"stop_reason": stop_reason},
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}}))
         events.append(("message_stop", {"type": "message_stop"}))
         _break_order(events, f.break_order)

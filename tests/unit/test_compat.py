@@ -76,7 +76,7 @@ def test_bundled_rules_cover_every_reference_row() -> None:
         "ollama-thinking-not-closed-before-tool-use", "ollama-spurious-input-and-tool-arg-order",
         "ollama-text-not-closed-before-thinking", "mid-conversation-system-message",
         "claude-tool-reference-blocks", "claude-false-stream-idle-watchdog",
-        "model-without-tools"}
+        "model-without-tools", "claude-needs-context"}
     assert RULES.reviewed_claude == Version("2.1.240")
     assert RULES.reviewed_ollama == Version("0.33.0rc2")
     for rule in RULES.rules:  # an upgrade target is the bound of its own specifier

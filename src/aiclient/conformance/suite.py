@@ -2,8 +2,9 @@
 
 `run_suite` sends the requests those tools send (OpenAI chat, Anthropic `/v1/messages?beta=true`,
 streamed and not, JSON mode, tools) and checks the answers against the wire contracts in
-REFERENCE.md §1.3/§1.4. It returns data (a SuiteResult) and never prints. The SSE parser and the
-stream/shape validators are pure functions, tested against recorded byte sequences.
+REFERENCE.md §1.3/§1.4. It returns data (a SuiteResult) and never prints. The SSE parser
+(`sse`) and the stream/shape validators (`contracts`) are pure functions, tested against
+recorded byte sequences.
 
 requests is imported lazily (fast CLI start).
 """
@@ -19,6 +20,18 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from aiclient.conformance.contracts import (
+    StreamReport,
+    _dict,
+    _error_message,
+    _parse_arguments,
+    anthropic_error_problems,
+    anthropic_message_problems,
+    check_anthropic_stream,
+    check_openai_stream,
+    openai_completion_problems,
+)
+from aiclient.conformance.sse import SseEvent, SseParser
 from aicommon.errors import AiError, ExitCode
 
 if TYPE_CHECKING:
@@ -41,8 +54,6 @@ TOOL_SCHEMA: dict[str, Any] = {
 }
 TOOL_PROMPT = f"Use the {TOOL_NAME} tool to look up the weather in Paris."
 TOOL_RESULT = "Sunny, 21 degrees Celsius."
-STOP_REASONS = ("end_turn", "max_tokens", "tool_use", "stop_sequence")
-FINISH_REASONS = ("stop", "length", "tool_calls")
 
 
 class Status(StrEnum):
@@ -106,459 +117,6 @@ class SuiteResult:
 
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
-
-
-# ---------------------------------------------------------------------------------------------
-# Server-Sent Events
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SseEvent:
-    event: str | None  # the `event:` field, if any
-    data: str  # `data:` lines joined with newlines
-    lines: tuple[str, ...]  # the event's field lines exactly as received
-    at: float = 0.0  # seconds from sending the request to receiving this event
-
-
-class SseParser:
-    """Incremental SSE parser: feed bytes as they arrive, get whole events back."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._lines: list[str] = []
-
-    def feed(self, data: bytes, at: float = 0.0) -> list[SseEvent]:
-        self._buffer += data
-        events: list[SseEvent] = []
-        while (end := self._buffer.find(b"\n")) >= 0:
-            line = self._buffer[:end].rstrip(b"\r").decode("utf-8", "replace")
-            self._buffer = self._buffer[end + 1:]
-            if line == "":
-                if self._lines:
-                    events.append(self._dispatch(at))
-            elif not line.startswith(":"):  # ":" starts a comment
-                self._lines.append(line)
-        return events
-
-    @property
-    def pending(self) -> bool:
-        """True when the input so far ends in the middle of an event."""
-        return bool(self._lines) or bool(self._buffer.strip())
-
-    def _dispatch(self, at: float) -> SseEvent:
-        name: str | None = None
-        data: list[str] = []
-        for line in self._lines:
-            key, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if key == "event":
-                name = value
-            elif key == "data":
-                data.append(value)
-        event = SseEvent(name, "\n".join(data), tuple(self._lines), at)
-        self._lines = []
-        return event
-
-
-def parse_sse(body: bytes) -> tuple[list[SseEvent], bool]:
-    """All events of a complete body, and whether it ended in the middle of an event."""
-    parser = SseParser()
-    events = parser.feed(body)
-    return events, parser.pending
-
-
-# ---------------------------------------------------------------------------------------------
-# Stream validators
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ToolCall:
-    id: str
-    name: str
-    arguments: Any  # parsed JSON (None when it did not parse)
-    raw: str = ""
-
-
-@dataclass
-class StreamReport:
-    problems: list[str] = field(default_factory=list)
-    text: str = ""
-    deltas: int = 0  # generated pieces (text, reasoning/thinking, tool input)
-    first_delta_at: float | None = None
-    last_delta_at: float | None = None
-    finish: str | None = None  # OpenAI finish_reason / Anthropic stop_reason
-    usage_tokens: int | None = None
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    blocks: list[dict[str, Any]] = field(default_factory=list)  # Anthropic content, rebuilt
-    events: int = 0
-
-    def problem(self, text: str) -> None:
-        self.problems.append(text)
-
-    def saw_delta(self, at: float) -> None:
-        self.deltas += 1
-        if self.first_delta_at is None:
-            self.first_delta_at = at
-        self.last_delta_at = at
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _parse_arguments(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
-
-
-def check_openai_stream(events: list[SseEvent], *, include_usage: bool,
-                        truncated: bool = False) -> StreamReport:
-    """Validate a `/v1/chat/completions` stream (REFERENCE §1.3)."""
-    rep = StreamReport(events=len(events))
-    done = False
-    role_checked = False
-    usage_chunks = 0
-    usage_early = False
-    calls: dict[int, dict[str, str]] = {}
-    for number, ev in enumerate(events, 1):
-        if done:
-            rep.problem(f"data after data: [DONE] (event {number})")
-            break
-        if ev.data.strip() == "[DONE]":
-            if ev.lines != ("data: [DONE]",):
-                rep.problem(f"the end marker is {' | '.join(ev.lines)!r}, not data: [DONE]")
-            done = True
-            continue
-        obj = _json_object(ev.data)
-        if obj is None:
-            rep.problem(f"chunk {number} is not a JSON object: {ev.data[:60]!r}")
-            continue
-        if "error" in obj:
-            rep.problem(f"error in the stream: {_error_message(obj)}")
-            continue
-        if obj.get("object") != "chat.completion.chunk":
-            rep.problem(f"chunk {number} has object {obj.get('object')!r}, "
-                        "not chat.completion.chunk")
-        choices = obj.get("choices")
-        if not isinstance(choices, list):
-            rep.problem(f"chunk {number} has no choices list")
-            continue
-        if not choices:
-            usage = obj.get("usage")
-            if not isinstance(usage, dict):
-                rep.problem(f"chunk {number} has empty choices and no usage")
-                continue
-            usage_chunks += 1
-            usage_early = usage_early or rep.finish is None
-            tokens = usage.get("completion_tokens")
-            rep.usage_tokens = tokens if isinstance(tokens, int) else None
-            continue
-        choice = choices[0] if isinstance(choices[0], dict) else {}
-        delta = choice.get("delta")
-        if not isinstance(delta, dict):
-            rep.problem(f"chunk {number} has no delta")
-            continue
-        if not role_checked:
-            role_checked = True
-            if delta.get("role") != "assistant":
-                rep.problem("the first delta has no role assistant")
-        content = delta.get("content")
-        if isinstance(content, str) and content:
-            rep.text += content
-            rep.saw_delta(ev.at)
-        reasoning = delta.get("reasoning", delta.get("reasoning_content"))
-        if isinstance(reasoning, str) and reasoning:
-            rep.saw_delta(ev.at)
-        for call in delta.get("tool_calls") or []:
-            if not isinstance(call, dict):
-                continue
-            index = call.get("index", 0)
-            slot = calls.setdefault(index if isinstance(index, int) else 0,
-                                    {"id": "", "name": "", "arguments": ""})
-            fn = _dict(call.get("function"))
-            slot["id"] = slot["id"] or str(call.get("id") or "")
-            slot["name"] = slot["name"] or str(fn.get("name") or "")
-            slot["arguments"] += str(fn.get("arguments") or "")
-            rep.saw_delta(ev.at)
-        finish = choice.get("finish_reason")
-        if finish is not None:
-            if rep.finish is not None:
-                rep.problem("more than one chunk carried a finish_reason")
-            rep.finish = str(finish)
-    if rep.finish is None:
-        rep.problem("no chunk carried a finish_reason")
-    elif usage_early:
-        rep.problem("the usage chunk came before the finish_reason chunk")
-    if include_usage and usage_chunks == 0:
-        rep.problem("no usage chunk (choices: []) although stream_options.include_usage was set")
-    if usage_chunks > 1:
-        rep.problem(f"{usage_chunks} usage chunks, expected one")
-    if truncated:
-        rep.problem("the stream ended in the middle of an event")
-    if not done:
-        rep.problem("stream ended without data: [DONE]")
-    rep.tool_calls = [ToolCall(c["id"], c["name"], _parse_arguments(c["arguments"]),
-                               c["arguments"]) for _, c in sorted(calls.items())]
-    return rep
-
-
-_DELTA_FOR_BLOCK = {"text": ("text_delta",), "thinking": ("thinking_delta", "signature_delta"),
-                    "tool_use": ("input_json_delta",)}
-
-
-def check_anthropic_stream(events: list[SseEvent], *, truncated: bool = False) -> StreamReport:
-    """Validate a `/v1/messages` stream: event order and names (REFERENCE §1.4).
-
-    message_start -> (content_block_start -> content_block_delta+ -> content_block_stop)+
-    -> message_delta -> message_stop, each `event:` name equal to its data's `type`.
-    """
-    rep = StreamReport(events=len(events))
-    started = stopped = message_delta = False
-    open_index: int | None = None
-    deltas_in_block = 0
-    partial_json = ""
-    for ev in events:
-        obj = _json_object(ev.data)
-        if obj is None:
-            rep.problem(f"event {ev.event} data is not a JSON object: {ev.data[:60]!r}")
-            continue
-        kind = obj.get("type")
-        if ev.event is None:
-            rep.problem(f"data of type {kind!r} without an event: line")
-        elif ev.event != kind:
-            rep.problem(f"event {ev.event} carries data of type {kind!r}")
-        kind = str(kind or ev.event)
-        if stopped:
-            rep.problem(f"event {kind} after message_stop")
-            continue
-        if kind == "ping":
-            continue
-        if kind == "error":
-            rep.problem(f"error event in the stream: {_error_message(obj)}")
-            continue
-        if kind == "message_start":
-            if started:
-                rep.problem("a second message_start")
-            started = True
-            msg = _dict(obj.get("message"))
-            if not str(msg.get("id", "")).startswith("msg_"):
-                rep.problem(f"message_start id {msg.get('id')!r} does not start with msg_")
-            if msg.get("role") != "assistant":
-                rep.problem(f"message_start role {msg.get('role')!r}, not assistant")
-            continue
-        if not started:
-            rep.problem(f"event {kind} before message_start")
-            started = True
-        index = obj.get("index")
-        if kind == "content_block_start":
-            if message_delta:
-                rep.problem("event content_block_start after message_delta")
-            if open_index is not None:
-                rep.problem(f"event content_block_start before content_block_stop "
-                            f"of block {open_index}")
-            if index != len(rep.blocks):
-                rep.problem(f"content_block_start has index {index!r}, "
-                            f"expected {len(rep.blocks)}")
-            block = obj.get("content_block")
-            if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-                rep.problem("content_block_start without a content_block type")
-                block = {"type": "?"}
-            rep.blocks.append(dict(block))
-            open_index = index if isinstance(index, int) else len(rep.blocks) - 1
-            deltas_in_block = 0
-            partial_json = ""
-        elif kind == "content_block_delta":
-            if open_index is None or index != open_index:
-                where = ("after content_block_stop"
-                         if isinstance(index, int) and index < len(rep.blocks) and
-                         open_index != index else "before content_block_start")
-                rep.problem(f"event content_block_delta {where}")
-                continue
-            deltas_in_block += 1
-            block = rep.blocks[-1]
-            delta = _dict(obj.get("delta"))
-            dtype = delta.get("type")
-            allowed = _DELTA_FOR_BLOCK.get(str(block.get("type")), ())
-            if dtype not in allowed:
-                rep.problem(f"{dtype} in a {block.get('type')} block")
-            if dtype == "text_delta":
-                piece = str(delta.get("text", ""))
-                block["text"] = str(block.get("text", "")) + piece
-                rep.text += piece
-                rep.saw_delta(ev.at)
-            elif dtype == "thinking_delta":
-                block["thinking"] = str(block.get("thinking", "")) + str(delta.get("thinking", ""))
-                rep.saw_delta(ev.at)
-            elif dtype == "signature_delta":
-                block["signature"] = str(delta.get("signature", ""))
-            elif dtype == "input_json_delta":
-                partial_json += str(delta.get("partial_json", ""))
-                rep.saw_delta(ev.at)
-        elif kind == "content_block_stop":
-            if open_index is None or index != open_index:
-                rep.problem("event content_block_stop before content_block_start")
-                continue
-            block = rep.blocks[-1]
-            if deltas_in_block == 0:
-                rep.problem(f"content block {open_index} ({block.get('type')}) had no "
-                            "content_block_delta")
-            if block.get("type") == "tool_use":
-                _finish_tool_block(rep, block, partial_json)
-            open_index = None
-        elif kind == "message_delta":
-            if open_index is not None:
-                rep.problem("event message_delta before content_block_stop")
-            if not rep.blocks:
-                rep.problem("event message_delta before any content block")
-            message_delta = True
-            delta = _dict(obj.get("delta"))
-            rep.finish = delta.get("stop_reason")
-            if rep.finish not in STOP_REASONS:
-                rep.problem(f"message_delta stop_reason {rep.finish!r}")
-            usage = _dict(obj.get("usage"))
-            tokens = usage.get("output_tokens")
-            if isinstance(tokens, int):
-                rep.usage_tokens = tokens
-            else:
-                rep.problem("message_delta has no usage.output_tokens")
-        elif kind == "message_stop":
-            if not message_delta:
-                rep.problem("event message_stop before message_delta")
-            stopped = True
-        else:
-            rep.problem(f"unknown event {kind}")
-    if not started:
-        rep.problem("no message_start event")
-    if truncated:
-        rep.problem("the stream ended in the middle of an event")
-    if not stopped:
-        rep.problem("stream ended before message_stop")
-    return rep
-
-
-def _finish_tool_block(rep: StreamReport, block: dict[str, Any], partial_json: str) -> None:
-    if partial_json:
-        parsed = _parse_arguments(partial_json)
-        if not isinstance(parsed, dict):
-            rep.problem(f"tool_use input is not a JSON object: {partial_json[:60]!r}")
-        block["input"] = parsed if isinstance(parsed, dict) else {}
-    elif not isinstance(block.get("input"), dict):
-        block["input"] = {}
-    rep.tool_calls.append(ToolCall(str(block.get("id") or ""), str(block.get("name") or ""),
-                                   block["input"], partial_json))
-
-
-# ---------------------------------------------------------------------------------------------
-# Shape validators (non-streamed answers)
-# ---------------------------------------------------------------------------------------------
-
-
-def _int_fields(obj: Any, names: tuple[str, ...]) -> list[str]:
-    if not isinstance(obj, dict):
-        return list(names)
-    return [n for n in names if not isinstance(obj.get(n), int) or isinstance(obj.get(n), bool)]
-
-
-def openai_completion_problems(obj: Any) -> list[str]:
-    """What is wrong with a non-streamed chat.completion (empty: nothing)."""
-    if not isinstance(obj, dict):
-        return ["the body is not a JSON object"]
-    problems: list[str] = []
-    if not isinstance(obj.get("id"), str) or not obj["id"]:
-        problems.append("no id")
-    if obj.get("object") != "chat.completion":
-        problems.append(f"object is {obj.get('object')!r}, not chat.completion")
-    choices = obj.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        problems.append("no choices[0]")
-    else:
-        message = choices[0].get("message")
-        if not isinstance(message, dict):
-            problems.append("no choices[0].message")
-        else:
-            if message.get("role") != "assistant":
-                problems.append(f"message role is {message.get('role')!r}, not assistant")
-            content = message.get("content")
-            if not isinstance(content, str) and not (content is None
-                                                     and message.get("tool_calls")):
-                problems.append("choices[0].message.content is not a string")
-        if choices[0].get("finish_reason") not in FINISH_REASONS:
-            problems.append(f"finish_reason is {choices[0].get('finish_reason')!r}")
-    missing = _int_fields(obj.get("usage"), ("prompt_tokens", "completion_tokens",
-                                             "total_tokens"))
-    if missing:
-        problems.append(f"usage lacks {', '.join(missing)}")
-    return problems
-
-
-def anthropic_message_problems(obj: Any) -> list[str]:
-    """What is wrong with a non-streamed Anthropic message (empty: nothing)."""
-    if not isinstance(obj, dict):
-        return ["the body is not a JSON object"]
-    problems: list[str] = []
-    if not isinstance(obj.get("id"), str) or not obj["id"].startswith("msg_"):
-        problems.append(f"id {obj.get('id')!r} does not start with msg_")
-    if obj.get("type") != "message":
-        problems.append(f"type is {obj.get('type')!r}, not message")
-    if obj.get("role") != "assistant":
-        problems.append(f"role is {obj.get('role')!r}, not assistant")
-    content = obj.get("content")
-    if not isinstance(content, list) or not content:
-        problems.append("no content blocks")
-    elif not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in content):
-        problems.append("a content block without a type")
-    if obj.get("stop_reason") not in STOP_REASONS:
-        problems.append(f"stop_reason is {obj.get('stop_reason')!r}")
-    missing = _int_fields(obj.get("usage"), ("input_tokens", "output_tokens"))
-    if missing:
-        problems.append(f"usage lacks {', '.join(missing)}")
-    return problems
-
-
-def anthropic_error_problems(status: int, obj: Any, *, want_status: int = 404,
-                             want_type: str = "not_found_error") -> list[str]:
-    """What is wrong with an Anthropic error answer (empty: nothing)."""
-    problems: list[str] = []
-    if status != want_status:
-        problems.append(f"HTTP {status}, expected {want_status}")
-    if not isinstance(obj, dict):
-        return [*problems, "the body is not a JSON object"]
-    if obj.get("type") != "error":
-        problems.append(f"type is {obj.get('type')!r}, not error")
-    err = obj.get("error")
-    if not isinstance(err, dict):
-        problems.append("no error object")
-    else:
-        if err.get("type") != want_type:
-            problems.append(f"error.type is {err.get('type')!r}, not {want_type}")
-        if not isinstance(err.get("message"), str):
-            problems.append("error.message is not a string")
-    return problems
-
-
-def _error_message(obj: Any) -> str:
-    """The message of an error body in any dialect (OpenAI, Anthropic, native, gateway)."""
-    if isinstance(obj, dict):
-        err = obj.get("error")
-        if isinstance(err, dict):
-            text = err.get("message") or err.get("type") or json.dumps(err)[:120]
-            code = err.get("code")
-            return f"{text} ({code})" if isinstance(code, str) and code else str(text)
-        if isinstance(err, str):
-            return err
-    return json.dumps(obj)[:120] if obj is not None else "no body"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -944,7 +502,7 @@ class _Suite:
         body = self.messages_body(_user("Say hello in five words."))
         obj = _ok_json(self.http.call("POST", MESSAGES_PATH, body, dialect="anthropic"))
         _first(anthropic_message_problems(obj))
-        kinds = ",".join(str(b["type"]) for b in obj["content"])
+        kinds = ",".join(str(b["type"]) for b in obj["content"] or [])
         return (f"{obj['id']}: content [{kinds}], stop_reason {obj['stop_reason']}, "
                 f"usage {obj['usage']['input_tokens']}/{obj['usage']['output_tokens']}")
 
@@ -991,9 +549,11 @@ class _Suite:
               f"tool_use input lacks the required 'city': {call.raw or call.arguments!r:.60}")
         _need(rep.finish == "tool_use", f"stop_reason {rep.finish!r}, expected tool_use")
         sent_back = [b for b in rep.blocks if b.get("type") != "text" or b.get("text")]
+        # every tool_use (a model may call several at once) needs its tool_result
         history = [*first, {"role": "assistant", "content": sent_back},
-                   {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id,
-                                                 "content": TOOL_RESULT}]}]
+                   {"role": "user", "content": [{"type": "tool_result", "tool_use_id": c.id,
+                                                 "content": TOOL_RESULT}
+                                                for c in rep.tool_calls]}]
         reply = self.stream(MESSAGES_PATH, self.messages_body(history, 1024, True, tools=tools),
                             "anthropic", " with a tool_result")
         rep = check_anthropic_stream(reply.events, truncated=reply.truncated)
