@@ -342,24 +342,37 @@ def test_downgrade_target_unknown_when_ollama_is_too_old(box: Box,
 # -- downgrade-claude: npm, Homebrew cask, unknown --------------------------------------------
 
 
+def npm_install(box: Box, version: str, prefix: Path | None = None) -> list[str]:
+    """The argv downgrade-claude gives npm: the running claude's prefix, scripts on."""
+    return ["install", "--global", "--prefix", str(prefix or box.fe.state_dir / "npm-global"),
+            "--ignore-scripts=false", "--no-audit", "--no-fund",
+            f"@anthropic-ai/claude-code@{version}"]
+
+
 def test_npm_downgrade_and_its_failures(box: Box) -> None:
     box.claude_npm("2.1.240")
     data = box.json("downgrade-claude", "2.1.153", "--yes")["data"]
     assert data["ok"] and data["method"] == "npm" and box.version() == "2.1.153 (Claude Code)"
-    assert ["install", "-g", "@anthropic-ai/claude-code@2.1.153"] in box.calls("npm")
+    assert npm_install(box, "2.1.153") in box.calls("npm")
 
-    box.fe.fail("npm install -g @anthropic-ai/claude-code@2.1.100")
+    box.fe.fail(" ".join(["npm", *npm_install(box, "2.1.100")]))
     res = box.cli("downgrade-claude", "2.1.100", "--yes")
     assert res.returncode == 1 and "restored 2.1.153" in res.stderr
     assert box.version() == "2.1.153 (Claude Code)"
-    assert box.calls("npm")[-1] == ["install", "-g", "@anthropic-ai/claude-code@2.1.100"]
+    assert box.calls("npm")[-1] == npm_install(box, "2.1.100")
+    # npm's cause, not its last line; and the hint does not claim more than is true
+    assert ("npm error code ETARGET: No matching version found for "
+            "@anthropic-ai/claude-code@2.1.100") in res.stderr
+    assert "nothing was changed" in res.stderr
 
     box.fe.clear_failures()
     box.fe.env["FAKE_CLAUDE_BROKEN"] = "2.1.99"
     res = box.cli("downgrade-claude", "2.1.99", "--yes")
     assert res.returncode == 1 and "restored 2.1.153" in res.stderr
     assert box.version() == "2.1.153 (Claude Code)"
-    assert box.calls("npm")[-1] == ["install", "-g", "@anthropic-ai/claude-code@2.1.153"]
+    assert box.calls("npm")[-1] == npm_install(box, "2.1.153")
+    # both installs really happened: the message says so instead of "nothing … changed"
+    assert "nothing" not in res.stderr and "what was done: npm install" in res.stderr
     assert box.lock_doc()["downgrade"] | {"date": ""} == {
         "date": "", "from": "2.1.153", "to": "2.1.99", "method": "npm", "ok": False,
         "restored": True, "detail": box.lock_doc()["downgrade"]["detail"]}
@@ -458,9 +471,63 @@ def test_pin_with_a_version_switches_and_unpin_switches_back(box: Box) -> None:
     assert not box.lock.exists()
 
 
+@pytest.mark.parametrize("where", ["npmrc", "env"])
+def test_npm_downgrade_with_ignore_scripts_works_and_never_crashes(box: Box, where: str) -> None:
+    """npm's ignore-scripts=true leaves the placeholder bin: it must not happen to a downgrade,
+    and a claude that cannot be executed is an error line, never a traceback (issue 16 §1)."""
+    box.claude_npm("2.1.240")
+    if where == "npmrc":
+        (box.home / ".npmrc").write_text("ignore-scripts=true\n")
+    else:
+        box.fe.env["npm_config_ignore_scripts"] = "true"
+    data = box.json("downgrade-claude", "2.1.153", "--yes")["data"]
+    assert data["ok"] and box.version() == "2.1.153 (Claude Code)"
+    # A placeholder installed behind our back (plain `npm i -g` with ignore-scripts):
+    assert box.fe.run(["npm", "install", "-g", "@anthropic-ai/claude-code@2.1.150"]).returncode == 0
+    for args in (("status",), ("pin", "--claude"), ("downgrade-claude", "2.1.153", "--yes"),
+                 ("check-compatibility",)):
+        res = box.cli(*args)
+        assert "Traceback" not in res.stderr, (args, res.stderr)
+    res = box.cli("downgrade-claude", "2.1.153", "--yes")
+    assert res.returncode == 0 and box.version() == "2.1.153 (Claude Code)", res.stderr
+
+
+def test_npm_exec_failure_after_install_restores_with_one_line(box: Box) -> None:
+    box.claude_npm("2.1.240")
+    cli_js = box.fe.state_dir / "npm-global" / "lib" / "node_modules" / "@anthropic-ai" / \
+        "claude-code" / "cli.js"
+    # every install of 2.1.100 yields a file that cannot be executed (a broken postinstall)
+    box.fe.env["FAKE_CLAUDE_BROKEN"] = ""
+    (box.home / ".npmrc").write_text("ignore-scripts=true\n")
+    fake_npm = box.fe.bin_dir / "npm"
+    wrapper = box.fe.root / "npm-wrap"
+    wrapper.write_text(f"#!/bin/sh\n{FAKES_DIR / 'npm'} \"$@\"; rc=$?\n"
+                       f'case "$*" in *@2.1.100*) printf \'echo x\\n\' > {cli_js};; esac\n'
+                       "exit $rc\n")
+    wrapper.chmod(0o755)
+    fake_npm.unlink()
+    fake_npm.symlink_to(wrapper)
+    res = box.cli("downgrade-claude", "2.1.100", "--yes")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "Exec format error" in res.stderr and "restored 2.1.240" in res.stderr
+    assert res.stderr.count("\n") <= 2  # error + hint
+    assert box.version() == "2.1.240 (Claude Code)"
+    assert box.lock_doc()["downgrade"]["restored"] is True
+
+
+def test_npm_downgrade_goes_into_the_prefix_of_the_running_claude(box: Box) -> None:
+    box.claude_npm("2.1.240")
+    elsewhere = box.fe.root / "other-prefix"
+    box.fe.env["NPM_CONFIG_PREFIX"] = str(elsewhere)
+    data = box.json("downgrade-claude", "2.1.153", "--yes")["data"]
+    assert data["ok"] and box.version() == "2.1.153 (Claude Code)"
+    assert not elsewhere.exists()  # no second copy
+    assert str(box.fe.state_dir / "npm-global") in data["summary"]
+
+
 def test_pin_npm_with_a_version_and_failure(box: Box) -> None:
     box.claude_npm("2.1.240")
-    box.fe.fail("npm install -g @anthropic-ai/claude-code@2.1.100")
+    box.fe.fail(" ".join(["npm", *npm_install(box, "2.1.100")]))
     before = snapshot(box.home)
     assert box.cli("pin", "--claude", "2.1.100").returncode == 1
     assert snapshot(box.home) == before and box.version() == "2.1.240 (Claude Code)"
