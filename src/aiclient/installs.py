@@ -260,11 +260,13 @@ def _unless_answers(read: Callable[[], str], version: str,
     return undo
 
 
-def _run(argv: Sequence[str], hint: str | None = None) -> str:
+def _run(argv: Sequence[str], hint: str | None = None,
+         env: dict[str, str] | None = None) -> str:
     from aicommon.runner import command_line, run
 
-    run(list(argv), timeout=INSTALL_TIMEOUT, hint=hint)
-    return command_line(list(argv))
+    run(list(argv), timeout=INSTALL_TIMEOUT, hint=hint,
+        env={**os.environ, **env} if env else None)
+    return command_line([*(f"{k}={v}" for k, v in (env or {}).items()), *argv])
 
 
 def need_program(program: str, why: str) -> None:
@@ -434,6 +436,19 @@ def aider_install_argv(inst: Install, requirement: str) -> list[str]:
                   code="versions.unknown_method")
 
 
+def aider_install_env(inst: Install) -> dict[str, str]:
+    """uv's and pipx's directories of the `aider` on PATH, which need not be the ones their
+    environment names today: the install must replace that one, not add another."""
+    package = next((f for f in inst.real.parents if f.name == AIDER_PACKAGE), None)
+    if package is None:
+        return {}
+    if inst.method == Method.UV:
+        return {"UV_TOOL_DIR": str(package.parent), "UV_TOOL_BIN_DIR": str(inst.path.parent)}
+    if inst.method == Method.PIPX and package.parent.name == "venvs":
+        return {"PIPX_HOME": str(package.parent.parent), "PIPX_BIN_DIR": str(inst.path.parent)}
+    return {}
+
+
 def switch_aider(inst: Install, target: str) -> SwitchResult:
     """Install `aider-chat==target` with the method Aider came with, verified, the previous
     version reinstalled on failure."""
@@ -457,7 +472,8 @@ def switch_aider(inst: Install, target: str) -> SwitchResult:
                       code="versions.unknown_version")
 
     def install(version: str) -> list[str]:
-        return [_run(aider_install_argv(inst, f"{AIDER_PACKAGE}=={version}"))]
+        return [_run(aider_install_argv(inst, f"{AIDER_PACKAGE}=={version}"),
+                     env=aider_install_env(inst))]
 
     def read() -> str:
         return program_version(inst.path, "Aider version")
@@ -469,4 +485,4 @@ def switch_aider(inst: Install, target: str) -> SwitchResult:
 def release_uv_constraint(inst: Install) -> list[str]:
     """uv keeps the requirement a tool was installed with (`uv tool upgrade` honours it):
     reinstall it unconstrained; uv keeps the installed version while it satisfies that."""
-    return [_run(aider_install_argv(inst, AIDER_PACKAGE))]
+    return [_run(aider_install_argv(inst, AIDER_PACKAGE), env=aider_install_env(inst))]
