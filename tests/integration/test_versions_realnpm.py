@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_versions import ENTRY, Box
+from tests.integration.test_versions import ENTRY, MODELS, Box
 from tests.support.fakeenv import DEFAULT_REAL_TOOLS, make_fake_env
 from tests.support.npmregistry import NpmRegistry, Packed, pack_claude
-from tests.support.realclients import CLAUDE_CODE_VERSIONS, loopback_only
+from tests.support.ollama_sim import OllamaSimulator
+from tests.support.realclients import CLAUDE_CODE_VERSIONS, claude_prefix, loopback_only
 
 CURRENT, OLDER = CLAUDE_CODE_VERSIONS[0], CLAUDE_CODE_VERSIONS[1]
 
@@ -113,3 +114,47 @@ def test_real_placeholder_claude_is_an_error_line_and_repairable(rbox: RealNpmBo
     res = rbox.cli("downgrade-claude", CURRENT, "--yes")
     assert res.returncode == 0, res.stderr
     assert rbox.version() == f"{CURRENT} (Claude Code)"
+
+
+# -- issue 16 §2 with the real Claude Code (cached npm prefixes, read only) --------------------
+
+
+@pytest.fixture()
+def real(tmp_path: Path) -> Iterator[tuple[Box, OllamaSimulator]]:
+    with loopback_only(), OllamaSimulator(models=MODELS) as sim, \
+            make_fake_env(tmp_path) as fe:
+        yield Box(fe), sim
+
+
+@pytest.mark.parametrize("version", CLAUDE_CODE_VERSIONS)
+def test_real_claude_trailing_system_message_rule(real: tuple[Box, OllamaSimulator],
+                                                  version: str) -> None:
+    box, sim = real
+    box.path_first(claude_prefix(version) / "bin")
+    box.configure(sim.port, "qwen3.5:35b")
+    sim.version = "0.32.13"
+    env = box.json("check-compatibility", "--no-probe", code=None)
+    data = env["data"]
+    assert data["claude_version"] == version
+    assert data["claude_install"]["method"] == "npm"
+    assert data["claude_install"]["path"] == str(claude_prefix(version) / "bin" / "claude")
+    rules = [f["rule"] for f in data["findings"]]
+    if version == CURRENT:  # 2.1.332 sends the trailing system message
+        assert data["verdict"] == "broken" and "mid-conversation-system-message" in rules
+        assert ("pin_claude", "2.1.153") in [(f["action"], f["version"]) for f in data["fixes"]]
+    else:
+        assert "mid-conversation-system-message" not in rules
+
+
+def test_real_claude_untested_pair_is_probed(real: tuple[Box, OllamaSimulator]) -> None:
+    box, sim = real
+    box.path_first(claude_prefix(CURRENT) / "bin")
+    box.configure(sim.port, "qwen3.5:35b")
+    sim.system_mid_conversation_500 = True  # Ollama 0.32.15 here: no rule applies; the probe
+    env = box.json("check-compatibility", code=4)  # finds what the rules cannot know
+    data = env["data"]
+    assert data["probe"]["automatic"] is True and data["probe"]["outcome"] == "failed"
+    assert data["verdict"] == "broken"
+    text = box.cli("check-compatibility")  # recorded: no second probe, the failure is reported
+    assert text.returncode == 4 and "a probe failed on" in text.stdout
+    assert f"Claude Code: npm install, {claude_prefix(CURRENT) / 'bin' / 'claude'}" in text.stdout

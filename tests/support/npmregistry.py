@@ -120,7 +120,7 @@ class NpmRegistry:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 path = unquote(self.path.split("?", 1)[0])
                 registry.requests.append(path)
                 name = path.lstrip("/")
@@ -145,7 +145,7 @@ class NpmRegistry:
                     while chunk := fh.read(1 << 20):
                         self.wfile.write(chunk)
 
-            def do_POST(self) -> None:  # noqa: N802 (npm audit; not offered)
+            def do_POST(self) -> None:
                 self._send(404, "application/json", b'{"error":"Not found"}')
 
             def _send(self, status: int, ctype: str, body: bytes) -> None:
