@@ -249,7 +249,7 @@ def test_identical_runs_say_no_difference_once() -> None:
 
 
 def test_only_differences_beyond_noise_are_findings() -> None:
-    a, b = _versions()
+    a, _ = _versions()
     b2 = ollama_run(walls=[102.0, 151.0])  # 1.2 % slower: noise
     res = compare(a, b2)
     assert texts(res, "wall_time") == []
@@ -299,3 +299,9 @@ def test_html_output_tokens_have_their_own_chart_and_no_zero_labels() -> None:
     assert "Bash" in tool_chart and "Write" in tool_chart
     assert ">0</text>" not in tool_chart  # no "0" over an empty bar
     assert 'width="100%"' in page
+
+
+def test_a_finding_does_not_carry_a_non_difference_along() -> None:
+    res = compare(ollama_run(), ollama_run(turns=20))  # same tool calls, more turns
+    (turns,) = texts(res, "turns")
+    assert "2.22× the turns" in turns and "tool calls" not in turns

@@ -260,10 +260,14 @@ def _work(a: Summary, b: Summary, na: str, nb: str) -> list[dict[str, Any]]:
     out = []
     ta, tb = a["rates"]["turns_per_iteration"], b["rates"]["turns_per_iteration"]
     ca, cb = a["rates"]["tool_calls_per_iteration"], b["rates"]["tool_calls_per_iteration"]
-    if ta and tb and (beyond_noise(ta, tb) or beyond_noise(ca or 0.0, cb or 0.0)):
+    calls = (f"{cb or 0:.1f} vs {ca or 0:.1f} tool calls per iteration"
+             if beyond_noise(ca or 0.0, cb or 0.0) else "")
+    if ta and tb and beyond_noise(ta, tb):
         out.append(_finding("turns", f"{nb} needed {_times(tb / ta)} the turns per iteration "
-                            f"of {na} ({tb:.1f} vs {ta:.1f}) and made {cb or 0:.1f} vs "
-                            f"{ca or 0:.1f} tool calls per iteration", a=ta, b=tb))
+                            f"of {na} ({tb:.1f} vs {ta:.1f})"
+                            + (f" and made {calls}" if calls else ""), a=ta, b=tb))
+    elif calls:
+        out.append(_finding("turns", f"{nb} made {calls} of {na}", a=ca, b=cb))
     da, db = a["rates"]["deep_share"], b["rates"]["deep_share"]
     if da is not None and db is not None and shares_differ(da, db):
         out.append(_finding("work_mix", f"deep operations (edits/writes) were {_pct(db)} of "
