@@ -841,10 +841,24 @@ def test_aider_install_failure_names_the_cause(box: Box, method: str, cause: str
     assert "Cannot determine package name" not in res.stderr
 
 
-def test_native_install_failure_names_the_cause(box: Box) -> None:
-    box.claude_native(on_disk=("2.1.240",))
+@pytest.mark.parametrize("method", ["native", "cask"])
+def test_claude_install_failure_names_the_cause(box: Box, method: str) -> None:
+    if method == "native":
+        box.claude_native(on_disk=("2.1.240",))
+    else:
+        box.claude_cask("2.1.240")  # the cask cannot: `claude install` of the native build
     box.fe.fail("claude install 2.1.150")
     res = box.cli("downgrade-claude", "2.1.150", "--yes")
-    assert res.returncode == 1
+    assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "Error: Failed to install Claude Code 2.1.150: version not found" in res.stderr
     assert "nothing was changed" in res.stderr
+    assert box.version() == "2.1.240 (Claude Code)"
+
+
+def test_homebrew_pin_failure_names_brews_error(box: Box) -> None:
+    box.aider_with("brew", "0.86.1")
+    box.fe.fail("brew pin aider")
+    res = box.cli("pin", "--aider")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "Error: Failure while executing; `brew pin aider` exited with 1." in res.stderr
+    assert not box.lock.exists()
