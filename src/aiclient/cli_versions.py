@@ -26,6 +26,9 @@ def _check_text(d: dict[str, Any]) -> str:
     model = f" with {d['model']}" if d["model"] else ""
     lines = [f"{_VERDICT_LINE[d['verdict']]}: Claude Code {d['claude_version']} × Ollama "
              f"{d['ollama_version']}{model} ({d['server']})"]
+    if d.get("claude_install"):
+        lines.append(f"  Claude Code: {d['claude_install']['method']} install, "
+                     f"{d['claude_install']['path']}")
     verified = d.get("verified")
     if verified and verified["outcome"] == "verified":
         lines.append(f"  verified on {verified['date'][:10]} (check-compatibility --probe)"
@@ -47,21 +50,23 @@ def _check_text(d: dict[str, Any]) -> str:
 
 @click.command("check-compatibility")
 @click.option("--model", "-m", metavar="M", help="Model to judge (default: from settings).")
-@click.option("--probe", is_flag=True,
-              help="Send the requests Claude Code sends and record the verified pair.")
+@click.option("--probe/--no-probe", default=None,
+              help="Send the requests Claude Code sends and record the verified pair "
+                   "(default: only when the pair is untested).")
 @json_option
 @click.pass_context
-def check_compatibility(ctx: click.Context, model: str | None, probe: bool,
+def check_compatibility(ctx: click.Context, model: str | None, probe: bool | None,
                         as_json: bool) -> None:
     """Check the installed Claude Code against the server's Ollama and model.
 
+    An untested pair is probed right away (seconds) and recorded, unless --no-probe.
     Exit 0 compatible or verified, 1 cannot check, 3 untested, 4 degraded or broken."""
     app = begin(ctx, as_json)
     from aiclient import compat
 
     try:
-        result = compat.check(app.config, model, probe,
-                              progress=app.out.detail if probe else None)
+        result = compat.check(app.config, model, bool(probe), progress=app.out.detail,
+                              auto_probe=probe is not False)
     except AiError as err:  # whatever stops the check means "cannot check"
         err.exit_code = ExitCode(compat.CompatExit.CANNOT_CHECK)
         raise

@@ -746,14 +746,25 @@ def _probe_fixes(rules: RuleSet, facts: Facts, failed: Sequence[ProbeCheck]
     return fixes
 
 
+def _probe_fix(model: str | None) -> dict[str, str]:
+    how = "ai-client check-compatibility --probe" + ("" if model else " --model M")
+    return {"action": "probe", "version": "",
+            "text": f"verify this pair on the server (takes seconds): `{how}`"}
+
+
 def check(config: Path | None, model: str | None, probe: bool, *,
-          progress: Callable[[str], None] | None = None) -> CheckResult:
+          progress: Callable[[str], None] | None = None,
+          auto_probe: bool = True) -> CheckResult:
     """Installed Claude Code × the server's Ollama (× the model): the verdict and its fix.
+    An untested pair is probed (and recorded) right away unless `auto_probe` is off.
 
     Raises AiError when the pair cannot be checked (the CLI maps that to exit 1)."""
+    from aiclient import installs
+
     target = target_from_settings(config, model)
     context = _settings_context(config)
     claude = claude_version()
+    inst = installs.detect_claude()
     ollama = server_version(target.base_url, target.api_key)
     info = model_info(target.base_url, target.api_key, target.model) if target.model else None
     facts = Facts(claude, ollama, target.model, info.families if info else (),
@@ -771,7 +782,16 @@ def check(config: Path | None, model: str | None, probe: bool, *,
     key = (str(claude), str(ollama), target.model or "")
     record = find_record(read_store(), *key)
     probe_data: dict[str, Any] | None = None
-    if probe:
+    auto = (not probe and auto_probe and verdict == Verdict.UNTESTED and record is None
+            and target.model is not None and info is not None)
+    if verdict == Verdict.UNTESTED and record is None and not (probe or auto):
+        fixes.append(_probe_fix(target.model))
+        notes.append("not probed" + (" (--no-probe)" if not auto_probe else
+                                     " (no model to probe with)")
+                     + ": run the probe to turn `untested` into verified or broken")
+    if auto:
+        notes.append("untested pair: probed it now (--no-probe skips this)")
+    if probe or auto:
         if target.model is None or info is None:
             raise AiError("--probe needs a model", "pass --model M", code="compat.no_model",
                           exit_code=ExitCode.FAILURE)
@@ -783,7 +803,7 @@ def check(config: Path | None, model: str | None, probe: bool, *,
                             checks=tuple(c.as_dict() for c in checks))
         stored = record_pair(record)
         probe_data = {"outcome": record.outcome, "checks": [c.as_dict() for c in checks],
-                      "recorded_in": str(stored)}
+                      "recorded_in": str(stored), "automatic": auto}
         if failed:
             fixes = fixes or _probe_fixes(rules, facts, failed)
     if record is not None:
@@ -805,6 +825,8 @@ def check(config: Path | None, model: str | None, probe: bool, *,
         "model_families": list(facts.families),
         "capabilities": list(facts.capabilities) if facts.capabilities is not None else None,
         "server": target.base_url,
+        "claude_install": ({"method": str(inst.method), "path": str(inst.path),
+                            "real": str(inst.real)} if inst is not None else None),
         "rules_reviewed": {"claude": str(rules.reviewed_claude),
                            "ollama": str(rules.reviewed_ollama)},
         "findings": [_with_facts(r, facts) for r in ev.findings if r.status != Status.OK],

@@ -102,15 +102,23 @@ def doctor(config: Path | None, check_shells: bool = True) -> list[dict[str, str
                                  + ">"))
     except AiError as err:
         checks.append(_check("server", FAIL, err.message, err.hint or ""))
+    found = tool_installs()
     for program, fix in (("aider", "uv tool install aider-chat (or brew install aider)"),
                          ("claude", "curl -fsSL https://claude.ai/install.sh | bash")):
-        version = tool_version(program)
-        checks.append(_check(program, PASS if version else WARN,
-                             f"{program} {version}" if version else f"{program} not installed",
-                             "" if version else fix))
+        inst = found[program]
+        if inst is None:
+            checks.append(_check(program, WARN, f"{program} not installed", fix))
+        elif not inst["version"]:
+            checks.append(_check(program, WARN, f"{program} at {inst['path']} does not answer "
+                                 f"`--version` ({inst['method']} install)",
+                                 f"reinstall it ({fix})"))
+        else:
+            checks.append(_check(program, PASS, f"{program} {inst['version']} ({inst['method']}:"
+                                 f" {inst['path']})"))
     return checks
 
 
+<<<<<<< HEAD
 def claude_checks(settings: ClientSettings) -> list[dict[str, str]]:
     """Can Claude Code work with the server's context, and does a settings file override
     claude-ollama's values (which file, which key)?"""
@@ -133,8 +141,21 @@ def claude_checks(settings: ClientSettings) -> list[dict[str, str]]:
                          "remove the key from that file (managed settings: ask whoever "
                          "manages this machine)" if found else ""))
     return checks
+=======
+def tool_installs() -> dict[str, dict[str, Any] | None]:
+    """How Claude Code and Aider are installed (method, path, version), None when absent."""
+    from aiclient import installs
+
+    found = {"claude": installs.detect_claude(), "aider": installs.detect_aider()}
+    return {tool: (None if inst is None else
+                   {"method": str(inst.method), "path": str(inst.path), "real": str(inst.real),
+                    "version": inst.version})
+            for tool, inst in found.items()}
+>>>>>>> versions
 
 
 def status(config: Path | None) -> dict[str, Any]:
     checks = doctor(config, check_shells=False)
-    return {"checks": checks, "aider": tool_version("aider"), "claude": tool_version("claude")}
+    found = tool_installs()
+    return {"checks": checks, "aider": tool_version("aider"), "claude": tool_version("claude"),
+            "installs": found}

@@ -119,11 +119,24 @@ def detect_claude() -> Install | None:
         return Install("claude", Method.NATIVE, path, real, version or _pep440(real.name),
                        launcher=link)
     if "node_modules" in parts and f"/{CLAUDE_NPM_PACKAGE}/" in real.as_posix():
-        return Install("claude", Method.NPM, path, real, version)
+        # a claude that cannot run (npm's placeholder) still has its package.json
+        return Install("claude", Method.NPM, path, real, version or _npm_version(real))
     cask = _after(parts, "Caskroom")
     if cask is not None and cask.startswith("claude-code"):
         return Install("claude", Method.BREW_CASK, path, real, version, cask=cask)
     return Install("claude", Method.UNKNOWN, path, real, version)
+
+
+def _npm_version(real: Path) -> str:
+    import json
+
+    for folder in real.parents:
+        if folder.as_posix().endswith(f"/node_modules/{CLAUDE_NPM_PACKAGE}"):
+            try:
+                return _pep440(str(json.loads((folder / "package.json").read_text())["version"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                return ""
+    return ""
 
 
 def _pep440(text: str) -> str:
@@ -247,11 +260,13 @@ def _unless_answers(read: Callable[[], str], version: str,
     return undo
 
 
-def _run(argv: Sequence[str], hint: str | None = None) -> str:
+def _run(argv: Sequence[str], hint: str | None = None,
+         env: dict[str, str] | None = None) -> str:
     from aicommon.runner import command_line, run
 
-    run(list(argv), timeout=INSTALL_TIMEOUT, hint=hint)
-    return command_line(list(argv))
+    run(list(argv), timeout=INSTALL_TIMEOUT, hint=hint,
+        env={**os.environ, **env} if env else None)
+    return command_line([*(f"{k}={v}" for k, v in (env or {}).items()), *argv])
 
 
 def need_program(program: str, why: str) -> None:
@@ -298,7 +313,20 @@ def switch_claude(inst: Install, target: str) -> SwitchResult:
             if (versions / target).is_file():
                 repoint(launcher, _link_text(launcher, versions / target, original))
                 return [f"repointed {launcher} → {versions / target}"]
-            return [_run([str(launcher), "install", target])]
+            steps = [_run([str(launcher), "install", target])]
+            # The native installer writes ~/.local/share/claude/versions and repoints
+            # ~/.local/bin/claude: make the launcher on PATH follow when it lives elsewhere.
+            default = native_launcher()
+            if launcher != default and (default.is_symlink() or default.exists()):
+                steps.append(f"`claude install` pointed {default} at "
+                             f"{os.path.realpath(default)}")
+            for folder in dict.fromkeys((versions, native_versions())):
+                if (folder / target).is_file() and last_link(launcher) == launcher:
+                    if os.path.realpath(launcher) != str((folder / target).resolve()):
+                        repoint(launcher, _link_text(launcher, folder / target, original))
+                        steps.append(f"repointed {launcher} → {folder / target}")
+                    break
+            return steps
 
         def undo() -> list[str]:
             current = os.readlink(launcher) if launcher.is_symlink() else None
@@ -312,7 +340,7 @@ def switch_claude(inst: Install, target: str) -> SwitchResult:
         need_program("npm", f"Claude Code was installed with npm ({inst.real})")
 
         def npm(version: str) -> list[str]:
-            return [_run(["npm", "install", "-g", f"{CLAUDE_NPM_PACKAGE}@{version}"])]
+            return [_run(npm_install_argv(inst, version))]
 
         if not inst.version:
             raise AiError("cannot tell which Claude Code version npm has installed",
@@ -327,6 +355,23 @@ def switch_claude(inst: Install, target: str) -> SwitchResult:
                   code="versions.unknown_method")
 
 
+def npm_prefix(inst: Install) -> Path:
+    """The npm prefix that owns this `claude` (`<prefix>/lib/node_modules/…`; Windows:
+    `<prefix>/node_modules/…`), which need not be `npm prefix -g` (REFERENCE §2.6)."""
+    parts = inst.real.parts
+    at = len(parts) - 1 - parts[::-1].index("node_modules")
+    folder = Path(*parts[:at])
+    return folder.parent if folder.name == "lib" else folder
+
+
+def npm_install_argv(inst: Install, version: str) -> list[str]:
+    """Install into the prefix of the running `claude`, with the package's install script
+    forced on (with `ignore-scripts=true` npm leaves a placeholder that cannot run)."""
+    return ["npm", "install", "--global", "--prefix", str(npm_prefix(inst)),
+            "--ignore-scripts=false", "--no-audit", "--no-fund",
+            f"{CLAUDE_NPM_PACKAGE}@{version}"]
+
+
 def cask_cannot_pin(inst: Install, target: str) -> AiError:
     return AiError(f"Homebrew's {inst.cask} cask installs only its channel's current release "
                    f"({inst.version or 'installed'}); it cannot install Claude Code {target}",
@@ -337,6 +382,10 @@ def cask_cannot_pin(inst: Install, target: str) -> AiError:
 
 def native_launcher() -> Path:
     return Path.home() / ".local" / "bin" / "claude"
+
+
+def native_versions() -> Path:
+    return Path.home() / ".local" / "share" / "claude" / "versions"
 
 
 def install_native_instead(inst: Install, target: str) -> SwitchResult:
@@ -387,6 +436,19 @@ def aider_install_argv(inst: Install, requirement: str) -> list[str]:
                   code="versions.unknown_method")
 
 
+def aider_install_env(inst: Install) -> dict[str, str]:
+    """uv's and pipx's directories of the `aider` on PATH, which need not be the ones their
+    environment names today: the install must replace that one, not add another."""
+    package = next((f for f in inst.real.parents if f.name == AIDER_PACKAGE), None)
+    if package is None:
+        return {}
+    if inst.method == Method.UV:
+        return {"UV_TOOL_DIR": str(package.parent), "UV_TOOL_BIN_DIR": str(inst.path.parent)}
+    if inst.method == Method.PIPX and package.parent.name == "venvs":
+        return {"PIPX_HOME": str(package.parent.parent), "PIPX_BIN_DIR": str(inst.path.parent)}
+    return {}
+
+
 def switch_aider(inst: Install, target: str) -> SwitchResult:
     """Install `aider-chat==target` with the method Aider came with, verified, the previous
     version reinstalled on failure."""
@@ -410,7 +472,8 @@ def switch_aider(inst: Install, target: str) -> SwitchResult:
                       code="versions.unknown_version")
 
     def install(version: str) -> list[str]:
-        return [_run(aider_install_argv(inst, f"{AIDER_PACKAGE}=={version}"))]
+        return [_run(aider_install_argv(inst, f"{AIDER_PACKAGE}=={version}"),
+                     env=aider_install_env(inst))]
 
     def read() -> str:
         return program_version(inst.path, "Aider version")
@@ -422,4 +485,4 @@ def switch_aider(inst: Install, target: str) -> SwitchResult:
 def release_uv_constraint(inst: Install) -> list[str]:
     """uv keeps the requirement a tool was installed with (`uv tool upgrade` honours it):
     reinstall it unconstrained; uv keeps the installed version while it satisfies that."""
-    return [_run(aider_install_argv(inst, AIDER_PACKAGE))]
+    return [_run(aider_install_argv(inst, AIDER_PACKAGE), env=aider_install_env(inst))]

@@ -307,10 +307,14 @@ def _switch_failed(result: SwitchResult) -> AiError:
              if result.restored else
              f"could NOT restore {result.from_version}; `{result.tool} --version` prints "
              f"{result.now_version or 'nothing'}")
+    if not result.restored:
+        hint = "reinstall it by hand, then run the command again"
+    elif result.steps:  # say exactly what was done, not "nothing else was changed"
+        hint = "what was done: " + "; ".join(result.steps)
+    else:
+        hint = "nothing was changed"
     return AiError(f"installing {result.tool} {result.to_version} failed: {result.error}; "
-                   f"{state}", "nothing else was changed" if result.restored else
-                   "reinstall it by hand, then run the command again",
-                   code="versions.switch_failed")
+                   f"{state}", hint, code="versions.switch_failed")
 
 
 def _detect(tool: str, asked: bool) -> Install | None:
@@ -611,8 +615,10 @@ def plan_downgrade(config: Path | None, version: str | None) -> DowngradePlan:
         return DowngradePlan(inst, target, source, "claude install",
                              f"run `claude install {target}` (native installer)")
     if inst.method == Method.NPM:
+        from aicommon.runner import command_line
+
         return DowngradePlan(inst, target, source, "npm install",
-                             f"run `npm install -g {installs.CLAUDE_NPM_PACKAGE}@{target}`")
+                             f"run `{command_line(installs.npm_install_argv(inst, target))}`")
     if inst.method == Method.BREW_CASK:
         err = installs.cask_cannot_pin(inst, target)
         return DowngradePlan(inst, target, source, "native-instead",

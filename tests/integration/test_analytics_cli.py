@@ -168,7 +168,7 @@ def test_run_list_show_compare_import(laptop: Laptop, tmp_path: Path) -> None:
     assert {"caching", "subagents", "wall_time", "cost"} <= topics
     doc = Page()
     doc.feed(page.read_text())
-    assert doc.tags.count("svg") == 4 and "script" not in doc.tags and doc.refs == []
+    assert doc.tags.count("svg") == 5 and "script" not in doc.tags and doc.refs == []
     text = laptop.cli("compare", cloud_id, ollama_id)
     assert "findings:" in text.stdout and "cache hit rate" in text.stdout
 

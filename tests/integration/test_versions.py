@@ -184,7 +184,7 @@ def test_check_through_the_gateway_qwen35_broken_then_fixed_then_untested(
     assert data["verdict"] == "compatible" and data["findings"] == [] and data["fixes"] == []
 
     qsim.version = "0.34.0-rc1"
-    data = box.json("check-compatibility", code=3)["data"]
+    data = box.json("check-compatibility", "--no-probe", code=3)["data"]
     assert data["verdict"] == "untested" and data["ollama_version"] == "0.34.0rc1"
     assert any("newer than the rules know" in n for n in data["notes"])
 
@@ -257,10 +257,62 @@ def test_probe_verifies_an_untested_pair_and_skips_thinking(box: Box,
                                                             qsim: OllamaSimulator) -> None:
     box.claude_plain("2.1.300")
     box.configure(qsim.port, "qwen3-coder:30b")
-    assert box.json("check-compatibility", code=3)["data"]["verdict"] == "untested"
+    assert box.json("check-compatibility", "--no-probe", code=3)["data"]["verdict"] == "untested"
     data = box.json("check-compatibility", "--probe", code=0)["data"]
     assert {c["name"]: c["outcome"] for c in data["probe"]["checks"]}["thinking"] == "skip"
     assert box.json("check-compatibility", code=0)["data"]["verified"]["outcome"] == "verified"
+
+
+# -- issue 16 §2: untested pairs are probed; the way to probe is always said ------------------
+
+
+def test_untested_pair_is_probed_and_recorded_unless_no_probe(box: Box,
+                                                             qsim: OllamaSimulator) -> None:
+    box.claude_plain("2.1.332")  # newer than the rules know
+    box.configure(qsim.port, "qwen3-coder:30b")
+    env = box.json("check-compatibility", "--no-probe", code=3)
+    data = env["data"]
+    assert data["verdict"] == "untested" and data["probe"] is None
+    assert [f["action"] for f in data["fixes"]] == ["probe"]
+    assert "ai-client check-compatibility --probe" in data["fixes"][0]["text"]
+    text = box.cli("check-compatibility", "--no-probe")
+    assert text.returncode == 3 and "check-compatibility --probe`" in text.stdout
+    assert not [r for r in qsim.requests if r.path == "/v1/messages"]
+
+    data = box.json("check-compatibility", code=0)["data"]  # no option: probed now
+    assert data["verdict"] == "compatible" and data["probe"]["automatic"] is True
+    assert data["probe"]["outcome"] == "verified"
+    assert [r for r in qsim.requests if r.path == "/v1/messages"]
+    store = json.loads(box.store.read_text())["pairs"]
+    assert [(p["claude"], p["outcome"]) for p in store] == [("2.1.332", "verified")]
+    sent = len(qsim.requests)
+    assert box.json("check-compatibility", code=0)["data"]["probe"] is None  # recorded: once
+    assert len(qsim.requests) < sent + 5
+
+
+def test_untested_without_a_model_says_how_to_probe(box: Box, qsim: OllamaSimulator) -> None:
+    box.claude_plain("2.1.332")
+    box.configure(qsim.port, None)
+    data = box.json("check-compatibility", code=3)["data"]
+    assert data["verdict"] == "untested"
+    assert data["fixes"][-1]["action"] == "probe"
+    assert "--probe --model M" in data["fixes"][-1]["text"]
+
+
+def test_check_and_status_show_the_install_method_and_path(box: Box,
+                                                          qsim: OllamaSimulator) -> None:
+    box.claude_npm("2.1.240")
+    box.configure(qsim.port)
+    path = box.fe.state_dir / "npm-global" / "bin" / "claude"
+    data = box.json("check-compatibility")["data"]
+    assert data["claude_install"]["method"] == "npm" and data["claude_install"]["path"] == str(
+        path)
+    text = box.cli("check-compatibility").stdout
+    assert f"Claude Code: npm install, {path}" in text
+    status = box.json("status", code=None)["data"]
+    assert status["installs"]["claude"] | {"real": ""} == {
+        "method": "npm", "path": str(path), "version": "2.1.240", "real": ""}
+    assert f"claude 2.1.240 (npm: {path})" in box.cli("status").stdout
 
 
 # -- downgrade-claude: native launcher --------------------------------------------------------
@@ -342,24 +394,37 @@ def test_downgrade_target_unknown_when_ollama_is_too_old(box: Box,
 # -- downgrade-claude: npm, Homebrew cask, unknown --------------------------------------------
 
 
+def npm_install(box: Box, version: str, prefix: Path | None = None) -> list[str]:
+    """The argv downgrade-claude gives npm: the running claude's prefix, scripts on."""
+    return ["install", "--global", "--prefix", str(prefix or box.fe.state_dir / "npm-global"),
+            "--ignore-scripts=false", "--no-audit", "--no-fund",
+            f"@anthropic-ai/claude-code@{version}"]
+
+
 def test_npm_downgrade_and_its_failures(box: Box) -> None:
     box.claude_npm("2.1.240")
     data = box.json("downgrade-claude", "2.1.153", "--yes")["data"]
     assert data["ok"] and data["method"] == "npm" and box.version() == "2.1.153 (Claude Code)"
-    assert ["install", "-g", "@anthropic-ai/claude-code@2.1.153"] in box.calls("npm")
+    assert npm_install(box, "2.1.153") in box.calls("npm")
 
-    box.fe.fail("npm install -g @anthropic-ai/claude-code@2.1.100")
+    box.fe.fail(" ".join(["npm", *npm_install(box, "2.1.100")]))
     res = box.cli("downgrade-claude", "2.1.100", "--yes")
     assert res.returncode == 1 and "restored 2.1.153" in res.stderr
     assert box.version() == "2.1.153 (Claude Code)"
-    assert box.calls("npm")[-1] == ["install", "-g", "@anthropic-ai/claude-code@2.1.100"]
+    assert box.calls("npm")[-1] == npm_install(box, "2.1.100")
+    # npm's cause, not its last line; and the hint does not claim more than is true
+    assert ("npm error code ETARGET: No matching version found for "
+            "@anthropic-ai/claude-code@2.1.100") in res.stderr
+    assert "nothing was changed" in res.stderr
 
     box.fe.clear_failures()
     box.fe.env["FAKE_CLAUDE_BROKEN"] = "2.1.99"
     res = box.cli("downgrade-claude", "2.1.99", "--yes")
     assert res.returncode == 1 and "restored 2.1.153" in res.stderr
     assert box.version() == "2.1.153 (Claude Code)"
-    assert box.calls("npm")[-1] == ["install", "-g", "@anthropic-ai/claude-code@2.1.153"]
+    assert box.calls("npm")[-1] == npm_install(box, "2.1.153")
+    # both installs really happened: the message says so instead of "nothing … changed"
+    assert "nothing" not in res.stderr and "what was done: npm install" in res.stderr
     assert box.lock_doc()["downgrade"] | {"date": ""} == {
         "date": "", "from": "2.1.153", "to": "2.1.99", "method": "npm", "ok": False,
         "restored": True, "detail": box.lock_doc()["downgrade"]["detail"]}
@@ -458,9 +523,63 @@ def test_pin_with_a_version_switches_and_unpin_switches_back(box: Box) -> None:
     assert not box.lock.exists()
 
 
+@pytest.mark.parametrize("where", ["npmrc", "env"])
+def test_npm_downgrade_with_ignore_scripts_works_and_never_crashes(box: Box, where: str) -> None:
+    """npm's ignore-scripts=true leaves the placeholder bin: it must not happen to a downgrade,
+    and a claude that cannot be executed is an error line, never a traceback (issue 16 §1)."""
+    box.claude_npm("2.1.240")
+    if where == "npmrc":
+        (box.home / ".npmrc").write_text("ignore-scripts=true\n")
+    else:
+        box.fe.env["npm_config_ignore_scripts"] = "true"
+    data = box.json("downgrade-claude", "2.1.153", "--yes")["data"]
+    assert data["ok"] and box.version() == "2.1.153 (Claude Code)"
+    # A placeholder installed behind our back (plain `npm i -g` with ignore-scripts):
+    assert box.fe.run(["npm", "install", "-g", "@anthropic-ai/claude-code@2.1.150"]).returncode == 0
+    for args in (("status",), ("pin", "--claude"), ("downgrade-claude", "2.1.153", "--yes"),
+                 ("check-compatibility",)):
+        res = box.cli(*args)
+        assert "Traceback" not in res.stderr, (args, res.stderr)
+    res = box.cli("downgrade-claude", "2.1.153", "--yes")
+    assert res.returncode == 0 and box.version() == "2.1.153 (Claude Code)", res.stderr
+
+
+def test_npm_exec_failure_after_install_restores_with_one_line(box: Box) -> None:
+    box.claude_npm("2.1.240")
+    cli_js = box.fe.state_dir / "npm-global" / "lib" / "node_modules" / "@anthropic-ai" / \
+        "claude-code" / "cli.js"
+    # every install of 2.1.100 yields a file that cannot be executed (a broken postinstall)
+    box.fe.env["FAKE_CLAUDE_BROKEN"] = ""
+    (box.home / ".npmrc").write_text("ignore-scripts=true\n")
+    fake_npm = box.fe.bin_dir / "npm"
+    wrapper = box.fe.root / "npm-wrap"
+    wrapper.write_text(f"#!/bin/sh\n{FAKES_DIR / 'npm'} \"$@\"; rc=$?\n"
+                       f'case "$*" in *@2.1.100*) printf \'echo x\\n\' > {cli_js};; esac\n'
+                       "exit $rc\n")
+    wrapper.chmod(0o755)
+    fake_npm.unlink()
+    fake_npm.symlink_to(wrapper)
+    res = box.cli("downgrade-claude", "2.1.100", "--yes")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "Exec format error" in res.stderr and "restored 2.1.240" in res.stderr
+    assert res.stderr.count("\n") <= 2  # error + hint
+    assert box.version() == "2.1.240 (Claude Code)"
+    assert box.lock_doc()["downgrade"]["restored"] is True
+
+
+def test_npm_downgrade_goes_into_the_prefix_of_the_running_claude(box: Box) -> None:
+    box.claude_npm("2.1.240")
+    elsewhere = box.fe.root / "other-prefix"
+    box.fe.env["NPM_CONFIG_PREFIX"] = str(elsewhere)
+    data = box.json("downgrade-claude", "2.1.153", "--yes")["data"]
+    assert data["ok"] and box.version() == "2.1.153 (Claude Code)"
+    assert not elsewhere.exists()  # no second copy
+    assert str(box.fe.state_dir / "npm-global") in data["summary"]
+
+
 def test_pin_npm_with_a_version_and_failure(box: Box) -> None:
     box.claude_npm("2.1.240")
-    box.fe.fail("npm install -g @anthropic-ai/claude-code@2.1.100")
+    box.fe.fail(" ".join(["npm", *npm_install(box, "2.1.100")]))
     before = snapshot(box.home)
     assert box.cli("pin", "--claude", "2.1.100").returncode == 1
     assert snapshot(box.home) == before and box.version() == "2.1.240 (Claude Code)"
@@ -604,3 +723,142 @@ def test_pin_again_then_downgrade_then_unpin_goes_back_to_before_the_first_pin(
     after = snapshot(box.home)
     assert after.pop(".local/share/claude/versions/2.1.150").startswith("#!")  # kept on disk
     assert after == before
+
+
+# -- issue 16 §1: every install method survives an exec failure, a wrong prefix and a cryptic
+#    tool error --------------------------------------------------------------------------------
+
+NOT_EXECUTABLE = 'echo "Error: claude native binary not installed." >&2\nexit 1\n'  # no `#!`
+
+
+def break_after_install(box: Box, tool: str, marker: str, victim: Path) -> None:
+    """Wrap the fake `tool`: after a call whose arguments mention `marker`, `victim` becomes
+    a file exec() refuses (ENOEXEC), like npm's placeholder."""
+    link = box.fe.root / "venv" / "bin" / "pip" if tool == "pip" else box.fe.bin_dir / tool
+    wrapper = box.fe.root / f"{tool}-wrapper"
+    real = link.with_name(f"{tool}-real")  # the pip fake writes beside the name it runs as
+    real.symlink_to(FAKES_DIR / tool)
+    wrapper.write_text(f'#!/bin/sh\n{real} "$@"; rc=$?\n'
+                       f'case "$*" in *{marker}*) rm -f {victim}; '
+                       f"printf '%s' '{NOT_EXECUTABLE}' > {victim}; "
+                       f"chmod 755 {victim};; esac\nexit $rc\n")
+    wrapper.chmod(0o755)
+    link.unlink()
+    link.symlink_to(wrapper)
+
+
+def assert_one_line_restored(res: subprocess.CompletedProcess[str], version: str) -> None:
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "Exec format error" in res.stderr and f"restored {version}" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_native_exec_failure_restores_the_launcher(box: Box) -> None:
+    launcher = box.claude_native()
+    (box.versions / "2.1.153").write_text(NOT_EXECUTABLE)
+    assert_one_line_restored(box.cli("downgrade-claude", "2.1.153", "--yes"), "2.1.240")
+    assert os.readlink(launcher) == str(box.versions / "2.1.240")
+    assert box.version() == "2.1.240 (Claude Code)"
+
+
+def test_cask_exec_failure_of_the_native_build_leaves_the_cask(box: Box) -> None:
+    box.claude_cask("2.1.240")
+    box.versions.mkdir(parents=True)
+    (box.versions / "2.1.153").write_text(NOT_EXECUTABLE)  # what `claude install` left
+    (box.versions / "2.1.153").chmod(0o755)
+    assert_one_line_restored(box.cli("downgrade-claude", "2.1.153", "--yes"), "2.1.240")
+    assert not (box.local_bin / "claude").exists() and box.version() == "2.1.240 (Claude Code)"
+
+
+def test_a_claude_that_cannot_run_never_crashes_status_or_check(box: Box) -> None:
+    launcher = box.claude_native()
+    (box.versions / "2.1.240").write_text(NOT_EXECUTABLE)
+    for args in (("status",), ("check-compatibility",), ("pin", "--claude")):
+        res = box.cli(*args)
+        assert "Traceback" not in res.stderr and "Errno" not in res.stderr, (args, res.stderr)
+    data = box.json("downgrade-claude", "2.1.153", "--yes")["data"]  # and it can be repaired
+    assert data["ok"] and os.readlink(launcher) == str(box.versions / "2.1.153")
+
+
+@pytest.mark.parametrize("method", ["uv", "pipx", "pip"])
+def test_aider_exec_failure_restores(box: Box, method: str) -> None:
+    box.aider_with(method, "0.86.1")
+    script = Path(box.fe.run(["sh", "-c", "command -v aider"]).stdout.strip()).resolve()
+    break_after_install(box, method, "0.85.0", script)
+    assert_one_line_restored(box.cli("pin", "--aider", "0.85.0"), "0.86.1")
+    assert box.version("aider") == "aider 0.86.1" and not box.lock.exists()
+
+
+def test_aider_homebrew_that_cannot_run_is_an_error_line(box: Box) -> None:
+    box.aider_with("brew", "0.86.1")
+    script = Path(box.fe.run(["sh", "-c", "command -v aider"]).stdout.strip()).resolve()
+    script.write_text(NOT_EXECUTABLE)
+    res = box.cli("pin", "--aider")
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "--version` does not answer" in res.stderr
+
+
+def test_native_launcher_elsewhere_follows_claude_install(box: Box) -> None:
+    """`claude install` repoints ~/.local/bin/claude; the launcher on PATH is another link."""
+    box.claude_native(on_disk=("2.1.240",))
+    own = box.home / "bin"
+    own.mkdir()
+    (own / "claude").symlink_to(box.versions / "2.1.240")
+    box.path_first(own)
+    res = box.cli("downgrade-claude", "2.1.150", "--yes")
+    assert res.returncode == 0, res.stderr
+    assert os.readlink(own / "claude") == str(box.versions / "2.1.150")
+    assert box.version() == "2.1.150 (Claude Code)"
+    assert f"repointed {own / 'claude'}" in res.stdout  # says exactly what changed
+
+
+@pytest.mark.parametrize("method", ["uv", "pipx"])
+def test_aider_install_goes_where_the_running_aider_lives(box: Box, method: str) -> None:
+    box.aider_with(method, "0.86.1")
+    elsewhere = box.fe.root / "elsewhere"
+    for name in (("UV_TOOL_DIR", "UV_TOOL_BIN_DIR") if method == "uv"
+                 else ("PIPX_HOME", "PIPX_BIN_DIR")):
+        box.fe.env[name] = str(elsewhere / name)
+    box.json("pin", "--aider", "0.85.0")
+    assert box.version("aider") == "aider 0.85.0" and not elsewhere.exists()
+    box.json("unpin")
+    assert box.version("aider") == "aider 0.86.1" and not elsewhere.exists()
+
+
+@pytest.mark.parametrize(("method", "cause"), [
+    ("uv", "× No solution found when resolving dependencies: ╰─▶ Because there is no version "
+           "of aider-chat 0.85.0"),
+    ("pipx", "ERROR: Could not find a version that satisfies the requirement "
+             "aider-chat==0.85.0"),
+    ("pip", "ERROR: Could not find a version that satisfies the requirement aider-chat==0.85.0"),
+])
+def test_aider_install_failure_names_the_cause(box: Box, method: str, cause: str) -> None:
+    box.aider_with(method, "0.86.1")
+    box.fe.fail({"uv": "uv tool install", "pipx": "pipx install",
+                 "pip": "pip install"}[method])
+    res = box.cli("pin", "--aider", "0.85.0")
+    assert res.returncode == 1 and cause in res.stderr, res.stderr
+    assert "Cannot determine package name" not in res.stderr
+
+
+@pytest.mark.parametrize("method", ["native", "cask"])
+def test_claude_install_failure_names_the_cause(box: Box, method: str) -> None:
+    if method == "native":
+        box.claude_native(on_disk=("2.1.240",))
+    else:
+        box.claude_cask("2.1.240")  # the cask cannot: `claude install` of the native build
+    box.fe.fail("claude install 2.1.150")
+    res = box.cli("downgrade-claude", "2.1.150", "--yes")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "Error: Failed to install Claude Code 2.1.150: version not found" in res.stderr
+    assert "nothing was changed" in res.stderr
+    assert box.version() == "2.1.240 (Claude Code)"
+
+
+def test_homebrew_pin_failure_names_brews_error(box: Box) -> None:
+    box.aider_with("brew", "0.86.1")
+    box.fe.fail("brew pin aider")
+    res = box.cli("pin", "--aider")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "Error: Failure while executing; `brew pin aider` exited with 1." in res.stderr
+    assert not box.lock.exists()

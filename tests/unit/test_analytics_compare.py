@@ -117,29 +117,29 @@ def test_findings_are_computed_from_the_numbers() -> None:
     caching = texts(res, "caching")
     assert any("read 90.0% of its prompt tokens from the prompt cache (18000 of 20000)" in t
                for t in caching)
-    assert any("B (ollama, qwen3-coder:30b) reports no cache tokens (Ollama never reports "
-               "them)" in t for t in caching)
+    assert any("ollama reports no cache tokens (Ollama never reports them)" in t
+               for t in caching)
     (fan,) = texts(res, "subagents")
-    assert "A (cloud, claude-sonnet-4-5) 1.0 spawns per iteration" in fan
-    assert "B (ollama, qwen3-coder:30b) 0.0 spawns" in fan
+    assert "cloud 1.0 spawns per iteration" in fan
+    assert "ollama 0.0 spawns" in fan
     (errs,) = texts(res, "errors")
     assert "2 of 12 tool results (16.7%)" in errs and "4 of 8 tool results (50.0%)" in errs
     (retries,) = texts(res, "retries")
     assert "4 in" in retries and "529×4" in retries
     (cost,) = texts(res, "cost")
-    assert cost.startswith("only A") and "$1.0000" in cost and "n/a: Ollama" in cost
+    assert cost.startswith("only cloud") and "$1.0000" in cost and "n/a: Ollama" in cost
     assert texts(res, "fairness") == []  # same prompt, version, iteration count
 
 
 def test_findings_change_with_the_data() -> None:
     same = compare(cloud_run(), cloud_run())
-    assert any("about the same wall time" in t for t in texts(same, "wall_time"))
-    assert texts(same, "errors")  # both have errors
-    assert texts(same, "retries") == []
-    (cost,) = texts(same, "cost")
+    assert texts(same, "wall_time") == [] and texts(same, "errors") == []  # equal: no finding
+    assert texts(same, "retries") == [] and texts(same, "cost") == []
+    pricier = compare(cloud_run(), cloud_run(cost=0.8))
+    (cost,) = texts(pricier, "cost")
     assert "$0.5000" in cost and cost.startswith("estimated cost per iteration")
     quiet = compare(ollama_run(spawn=False), ollama_run(spawn=False, walls=[50.0]))
-    assert texts(quiet, "subagents") == ["neither run spawned subagents"]
+    assert texts(quiet, "subagents") == []
     assert any("different numbers of iterations (2 vs 1)" in t for t in texts(quiet, "fairness"))
     assert texts(quiet, "cost") == []
     unfair = compare(cloud_run(), ollama_run(prompt="p2", status=TIMEOUT))
@@ -189,7 +189,7 @@ def test_html_page_is_self_contained_with_the_charts() -> None:
     doc.feed(page)
     doc.close()
     assert page.startswith("<!DOCTYPE html>")
-    assert doc.tags.count("svg") == 4
+    assert doc.tags.count("svg") == 5
     assert {"rect", "title", "table", "style"} <= set(doc.tags)
     for tag in ("script", "link", "img", "iframe", "object", "embed", "base", "image", "use"):
         assert tag not in doc.tags, tag
@@ -198,10 +198,110 @@ def test_html_page_is_self_contained_with_the_charts() -> None:
         assert "http:" not in (value or "") and "https:" not in (value or ""), (name, value)
     assert "url(" not in doc.style and "@import" not in doc.style
     text = " ".join(doc.text)
-    assert "Wall time per iteration" in text and "Tokens per iteration" in text
+    assert "Wall time per iteration" in text and "Prompt tokens per iteration" in text
     assert "Tool mix per iteration" in text and "Tool mix, all iterations" in text
     assert '<script>alert("x")</script>' in text  # shown as text, escaped in the markup
     for finding in compare(a, b)["findings"]:
         assert finding["text"] in text
     # one bar per run per iteration in the wall chart: 2 + 3 iterations
     assert page.count(": wall ") == 5
+
+
+# -- issue 16 §4: the report says what was compared ---------------------------------------------
+
+
+def _versions(a_label: str = "", b_label: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+    a, b = ollama_run(), ollama_run(walls=[90.0, 160.0])
+    a["run"]["claude_version"], b["run"]["claude_version"] = "2.1.153", "2.1.332"
+    a["run"]["label"], b["run"]["label"] = a_label, b_label
+    return a, b
+
+
+def test_findings_use_the_run_labels() -> None:
+    res = compare(*_versions("before upgrade", "after upgrade"))
+    assert (res["a"]["name"], res["b"]["name"]) == ("before upgrade", "after upgrade")
+    joined = " ".join(f["text"] for f in res["findings"])
+    assert "before upgrade" in joined and "(ollama, qwen3-coder:30b)" not in joined
+
+
+@pytest.mark.parametrize(("field", "a_value", "b_value", "names"), [
+    ("claude_version", "2.1.153", "2.1.332", ("Claude Code 2.1.153", "Claude Code 2.1.332")),
+    ("backend", "cloud", "ollama", ("cloud", "ollama")),
+    ("model", "qwen3-coder:30b", "qwen3.5:35b", ("qwen3-coder:30b", "qwen3.5:35b")),
+])
+def test_without_labels_the_names_are_what_differs(field: str, a_value: str, b_value: str,
+                                                   names: tuple[str, str]) -> None:
+    a, b = ollama_run(), ollama_run()
+    for s in (a, b):
+        s["run"]["label"] = "same label"  # equal labels tell nothing apart either
+    a["run"][field], b["run"][field] = a_value, b_value
+    res = compare(a, b)
+    assert (res["a"]["name"], res["b"]["name"]) == names
+
+
+def test_identical_runs_say_no_difference_once() -> None:
+    res = compare(ollama_run(), ollama_run())
+    texts_all = [f["text"] for f in res["findings"]]
+    assert [f["topic"] for f in res["findings"]] == ["no_difference"], texts_all
+    assert "no difference" in texts_all[0]
+    for bad in ("1.00×", "0.0% vs 0.0%", "about the same", "neither run"):
+        assert not any(bad in t for t in texts_all), bad
+
+
+def test_only_differences_beyond_noise_are_findings() -> None:
+    a, _ = _versions()
+    b2 = ollama_run(walls=[102.0, 151.0])  # 1.2 % slower: noise
+    res = compare(a, b2)
+    assert texts(res, "wall_time") == []
+    res = compare(*_versions())  # 250 s vs 250 s total, 125 vs 125 mean: same
+    topics = [f["topic"] for f in res["findings"]]
+    assert "turns" not in topics and "work_mix" not in topics and "errors" not in topics
+    assert topics.count("no_difference") <= 1
+    far = compare(ollama_run(), ollama_run(walls=[300.0, 300.0], turns=20))
+    assert any("2.40× the wall time" in t for t in texts(far, "wall_time"))
+    assert any("2.22× the turns" in t for t in texts(far, "turns"))
+    assert "no_difference" not in [f["topic"] for f in far["findings"]]
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def _distance(c1: str, c2: str) -> float:
+    return sum((x - y) ** 2 for x, y in zip(_rgb(c1), _rgb(c2), strict=True)) ** 0.5
+
+
+def test_tool_colours_are_far_from_the_series_colours() -> None:
+    from aiclient.analytics import report
+
+    for tool in (*report.TOOL_COLORS, report.OTHER_COLOR):
+        for series in report.SERIES_COLORS:
+            assert _distance(tool, series) > 90, (tool, series)
+    for i, c1 in enumerate(report.TOOL_COLORS):
+        for c2 in report.TOOL_COLORS[i + 1:]:
+            assert _distance(c1, c2) > 60, (c1, c2)
+
+
+def test_html_output_tokens_have_their_own_chart_and_no_zero_labels() -> None:
+    a, b = _versions("2.1.153 run", "2.1.332 run")
+    b = ollama_run(tools=[("Read", False), ("Bash", False)])  # no Write, A no Bash: 0 bars
+    b["run"]["claude_version"], b["run"]["label"] = "2.1.332", "2.1.332 run"
+    page = render_html(a, b, compare(a, b))
+    doc = Collector()
+    doc.feed(page)
+    text = " ".join(doc.text)
+    assert "Output tokens per iteration" in text and "Prompt tokens per iteration" in text
+    prompt_chart = page.split("Prompt tokens per iteration", 1)[1].split("</svg>", 1)[0]
+    assert ": output " not in prompt_chart
+    assert "<h1>Claude Code runs compared: <span class=a>2.1.153 run</span> vs " \
+           "<span class=b>2.1.332 run</span></h1>" in page
+    tool_chart = page.split("Tool mix, all iterations", 1)[1].split("</svg>", 1)[0]
+    assert "Bash" in tool_chart and "Write" in tool_chart
+    assert ">0</text>" not in tool_chart  # no "0" over an empty bar
+    assert 'width="100%"' in page
+
+
+def test_a_finding_does_not_carry_a_non_difference_along() -> None:
+    res = compare(ollama_run(), ollama_run(turns=20))  # same tool calls, more turns
+    (turns,) = texts(res, "turns")
+    assert "2.22× the turns" in turns and "tool calls" not in turns

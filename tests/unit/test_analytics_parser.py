@@ -326,3 +326,70 @@ def test_line_splitter_matches_a_plain_split(data: bytes, max_line: int,
     assert got == want
     assert rest == (last if last and len(last) <= max_line else None)
     assert splitter.oversized == want_oversized
+
+
+# -- real Claude Code logs (issue 16 §3): recorded with tests/support/streamrec.py --------------
+
+REAL_LOGS = Path(__file__).resolve().parents[1] / "fixtures" / "stream-json"
+
+
+def parse(events: Sequence[Event | str]) -> IterationStats:
+    return parse_bytes(ndjson(events))
+
+
+def _model_usage_input(st: IterationStats) -> int:
+    return sum(u.tokens.prompt_total for u in st.model_usage.values())
+
+
+def test_real_2_1_332_subagent_log_has_no_unknown_events() -> None:
+    st = parse_file(REAL_LOGS / "versions-subagent-2.1.332.jsonl")
+    assert st.claude_code_version == "2.1.332"
+    assert st.unknown_events == {}
+    assert st.events["system"] >= 7  # init ×2, task_started/updated/notification, bg changes
+    assert st.subagent_spawns == 1 and st.subagent_threads == 1
+    # the subagent's request has its own assistant line here: nothing taken twice
+    assert (st.api_calls, st.api_calls_sub) == (4, 1)
+    assert st.message_tokens_main.prompt_total + st.message_tokens_sub.prompt_total == \
+        _model_usage_input(st)
+
+
+def test_real_2_1_153_subagent_usage_comes_from_task_notification() -> None:
+    st = parse_file(REAL_LOGS / "versions-subagent-2.1.153.jsonl")
+    assert st.claude_code_version == "2.1.153"
+    assert st.unknown_events == {}
+    # 2.1.153 writes no assistant line for the subagent's (only) request: its usage is in
+    # task_notification (total_tokens 1627), and the call count is not one short.
+    assert (st.api_calls, st.api_calls_sub) == (3, 1)
+    assert st.subagent_threads == 1
+    assert st.message_tokens_sub.prompt_total + st.message_tokens_sub.output == 1627
+    assert st.message_tokens_main.prompt_total + st.message_tokens_sub.prompt_total == \
+        _model_usage_input(st)
+
+
+def test_task_notification_does_not_double_count_a_finished_subagent() -> None:
+    events = [init(), assistant("m1", tool_use("t1", "Agent"), usage(100, 0, 0, 5)),
+              assistant("s1", text_block("hi"), usage(40, 0, 0, 3), parent="t1"),
+              {"type": "system", "subtype": "task_notification", "tool_use_id": "t1",
+               "status": "completed", "usage": {"total_tokens": 43, "tool_uses": 0}},
+              result()]
+    st = parse(events)
+    assert (st.api_calls, st.api_calls_sub) == (2, 1) and st.unknown_events == {}
+
+
+def test_task_notification_adds_the_missing_last_request_after_tool_calls() -> None:
+    events = [init(), assistant("m1", tool_use("t1", "Task"), usage(100, 0, 0, 5)),
+              assistant("s1", tool_use("r1", "Read"), usage(40, 0, 0, 3), parent="t1"),
+              {"type": "system", "subtype": "task_notification", "tool_use_id": "t1",
+               "status": "completed", "usage": {"total_tokens": 90, "tool_uses": 1}},
+              result()]
+    st = parse(events)
+    assert (st.api_calls, st.api_calls_sub) == (3, 1 + 1)
+    assert st.message_tokens_sub.input == 40 + 90
+
+
+@pytest.mark.parametrize("subtype", ["task_started", "task_progress", "task_updated",
+                                     "task_notification", "background_tasks_changed"])
+def test_todays_system_subtypes_are_known_and_odd_ones_still_counted(subtype: str) -> None:
+    st = parse([init(), {"type": "system", "subtype": subtype},
+                {"type": "system", "subtype": "task_teleported"}, result()])
+    assert st.unknown_events == {"system/task_teleported": 1}

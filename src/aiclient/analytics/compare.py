@@ -2,6 +2,8 @@
 
 Every finding is built from the figures of these two runs (ratios, shares, counts); the only
 fixed knowledge is what the stream format guarantees (e.g. Ollama reports no cache tokens).
+Findings name the runs by their labels (else by what differs) and report only differences
+beyond noise; when there are none, one finding says so.
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ def _diff(a: float | None, b: float | None) -> tuple[float | None, float | None]
     return b - a, ((b - a) / a if a else None)
 
 
+# Differences smaller than these are noise: not findings (agent runs vary run to run).
+NOISE_REL = 0.10  # relative, for amounts and ratios
+NOISE_PP = 0.05  # absolute, for shares (5 percentage points)
+
+
 def labels(summary: Summary) -> dict[str, Any]:
     run = summary["run"]
     return {"id": run["id"], "label": run.get("label") or "", "backend": run["backend"],
@@ -84,9 +91,22 @@ def labels(summary: Summary) -> dict[str, Any]:
             "claude_version": run.get("claude_version"), "base_url": run.get("base_url")}
 
 
-def _name(tag: str, s: Summary) -> str:
-    lab = labels(s)
-    return f"{tag} ({lab['backend']}, {lab['model']})"
+def run_names(a: Summary, b: Summary) -> tuple[str, str]:
+    """What to call the two runs: their labels; else what differs between them (Claude Code
+    version, backend, model); else their ids."""
+    la, lb = labels(a), labels(b)
+    fa, fb = la["id"], lb["id"]
+    for key, form in (("claude_version", "Claude Code {}"), ("backend", "{}"), ("model", "{}")):
+        va, vb = la.get(key), lb.get(key)
+        if va and vb and va != vb:
+            fa, fb = form.format(va), form.format(vb)
+            break
+    na, nb = la["label"] or fa, lb["label"] or fb
+    if na == nb:
+        na, nb = fa, fb
+    if na == nb:
+        na, nb = f"A {na}", f"B {nb}"
+    return na, nb
 
 
 def _pct(x: float) -> str:
@@ -101,6 +121,20 @@ def _finding(topic: str, text: str, **values: Any) -> dict[str, Any]:
     return {"topic": topic, "text": text, "values": values}
 
 
+def beyond_noise(a: float | None, b: float | None) -> bool:
+    """Amounts that differ by more than NOISE_REL (one missing counts as a difference)."""
+    if a is None or b is None:
+        return (a is None) != (b is None)
+    top = max(abs(a), abs(b))
+    return bool(top) and abs(a - b) / top > NOISE_REL
+
+
+def shares_differ(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return (a is None) != (b is None)
+    return abs(a - b) > NOISE_PP
+
+
 def _comparability(a: Summary, b: Summary, na: str, nb: str) -> list[dict[str, Any]]:
     out = []
     ra, rb = a["run"], b["run"]
@@ -110,7 +144,7 @@ def _comparability(a: Summary, b: Summary, na: str, nb: str) -> list[dict[str, A
                             "differences below may come from the task, not the backend",
                             a=ra["prompt_sha256"][:12], b=rb["prompt_sha256"][:12]))
     va, vb = ra.get("claude_version"), rb.get("claude_version")
-    if va and vb and va != vb:
+    if va and vb and va != vb and (na, nb) != (f"Claude Code {va}", f"Claude Code {vb}"):
         out.append(_finding("fairness", f"different Claude Code versions ({va} vs {vb})",
                             a=va, b=vb))
     ia, ib = a["totals"]["iterations"], b["totals"]["iterations"]
@@ -134,51 +168,49 @@ def _comparability(a: Summary, b: Summary, na: str, nb: str) -> list[dict[str, A
 def _wall(a: Summary, b: Summary, na: str, nb: str) -> list[dict[str, Any]]:
     wa, wb = a["rates"]["wall_s_mean"], b["rates"]["wall_s_mean"]
     out = []
-    if wa and wb:
+    if wa and wb and beyond_noise(wa, wb):
         r = wb / wa
-        if abs(r - 1) < 0.05:
-            text = f"{nb} and {na} took about the same wall time per iteration " \
-                   f"({wb:.1f} s vs {wa:.1f} s)"
-        else:
-            text = (f"{nb} took {_times(r)} the wall time of {na} per iteration "
-                    f"({wb:.1f} s vs {wa:.1f} s)")
-        out.append(_finding("wall_time", text, a=wa, b=wb, ratio=r))
+        out.append(_finding("wall_time", f"{nb} took {_times(r)} the wall time of {na} per "
+                            f"iteration ({wb:.1f} s vs {wa:.1f} s)", a=wa, b=wb, ratio=r))
     shares = []
     for name, s in ((na, a), (nb, b)):
         wall, api = s["totals"]["wall_s"], s["totals"]["api_s"]
-        if wall and api:
-            shares.append((name, min(api / wall, 1.0)))
-    if shares:
+        shares.append((name, min(api / wall, 1.0) if wall and api else None))
+    if all(v is not None for _, v in shares) and shares_differ(shares[0][1], shares[1][1]):
         out.append(_finding("wall_time", "share of wall time spent waiting on the model API: "
-                            + ", ".join(f"{n} {_pct(v)}" for n, v in shares),
+                            + ", ".join(f"{n} {_pct(v or 0.0)}" for n, v in shares),
                             shares={n: v for n, v in shares}))
     return out
 
 
 def _caching(a: Summary, b: Summary, na: str, nb: str) -> list[dict[str, Any]]:
     out = []
-    for name, s in ((na, a), (nb, b)):
-        t = s["totals"]
-        prompt = t["prompt_tokens"]
-        if not prompt:
-            continue
-        if not t["cache_reported"]:
-            why = " (Ollama never reports them)" if s["run"]["backend"] == "ollama" else ""
-            out.append(_finding("caching", f"{name} reports no cache tokens{why}: all "
-                                f"{prompt} prompt tokens count as fresh input; any KV-cache "
-                                "reuse shows only in wall time", prompt_tokens=prompt))
-            continue
-        rate = t["cache_hit_rate"] or 0.0
-        fresh = t["tokens"]["input"] + t["tokens"]["cache_creation"]
-        text = (f"{name} read {_pct(rate)} of its prompt tokens from the prompt cache "
-                f"({t['tokens']['cache_read']} of {prompt})")
-        if fresh:
-            text += (f"; without the cache it would have processed {prompt / fresh:.1f}× the "
-                     f"{fresh} prompt tokens it did")
-        out.append(_finding("caching", text, cache_hit_rate=rate, prompt_tokens=prompt,
-                            cache_read=t["tokens"]["cache_read"]))
+    ta, tb = a["totals"], b["totals"]
+    rates = (ta["cache_hit_rate"] if ta["cache_reported"] else None,
+             tb["cache_hit_rate"] if tb["cache_reported"] else None)
+    if ta["cache_reported"] != tb["cache_reported"] or shares_differ(*rates):
+        for name, s in ((na, a), (nb, b)):
+            t = s["totals"]
+            prompt = t["prompt_tokens"]
+            if not prompt:
+                continue
+            if not t["cache_reported"]:
+                why = " (Ollama never reports them)" if s["run"]["backend"] == "ollama" else ""
+                out.append(_finding("caching", f"{name} reports no cache tokens{why}: all "
+                                    f"{prompt} prompt tokens count as fresh input; any KV-cache "
+                                    "reuse shows only in wall time", prompt_tokens=prompt))
+                continue
+            rate = t["cache_hit_rate"] or 0.0
+            fresh = t["tokens"]["input"] + t["tokens"]["cache_creation"]
+            text = (f"{name} read {_pct(rate)} of its prompt tokens from the prompt cache "
+                    f"({t['tokens']['cache_read']} of {prompt})")
+            if fresh:
+                text += (f"; without the cache it would have processed {prompt / fresh:.1f}× "
+                         f"the {fresh} prompt tokens it did")
+            out.append(_finding("caching", text, cache_hit_rate=rate, prompt_tokens=prompt,
+                                cache_read=t["tokens"]["cache_read"]))
     pa, pb = a["rates"]["prompt_tokens_per_iteration"], b["rates"]["prompt_tokens_per_iteration"]
-    if pa and pb:
+    if pa and pb and beyond_noise(pa, pb):
         out.append(_finding("tokens", f"{nb} sent {_times(pb / pa)} the prompt tokens per "
                             f"iteration of {na} ({pb:.0f} vs {pa:.0f})", a=pa, b=pb,
                             ratio=pb / pa))
@@ -187,8 +219,9 @@ def _caching(a: Summary, b: Summary, na: str, nb: str) -> list[dict[str, Any]]:
 
 def _fan_out(a: Summary, b: Summary, na: str, nb: str) -> list[dict[str, Any]]:
     sa, sb = a["rates"]["spawns_per_iteration"] or 0.0, b["rates"]["spawns_per_iteration"] or 0.0
-    if not sa and not sb:
-        return [_finding("subagents", "neither run spawned subagents", a=0, b=0)]
+    share_a, share_b = a["rates"]["subagent_tool_share"], b["rates"]["subagent_tool_share"]
+    if not beyond_noise(sa, sb) and not shares_differ(share_a, share_b):
+        return []
     parts = []
     for name, s, spawns in ((na, a, sa), (nb, b, sb)):
         share = s["rates"]["subagent_tool_share"]
@@ -206,10 +239,12 @@ def _errors(a: Summary, b: Summary, na: str, nb: str) -> list[dict[str, Any]]:
         rate = s["rates"]["tool_error_rate"]
         parts.append(f"{name} {t['tool_errors']} of {t['tool_results']} tool results"
                      + (f" ({_pct(rate)})" if rate is not None else ""))
-    if a["totals"]["tool_errors"] or b["totals"]["tool_errors"]:
+    ra, rb = a["rates"]["tool_error_rate"] or 0.0, b["rates"]["tool_error_rate"] or 0.0
+    if (a["totals"]["tool_errors"] or b["totals"]["tool_errors"]) and shares_differ(ra, rb):
         out.append(_finding("errors", "tool errors: " + "; ".join(parts),
                             a=a["rates"]["tool_error_rate"], b=b["rates"]["tool_error_rate"]))
-    if a["totals"]["api_retries"] or b["totals"]["api_retries"]:
+    qa, qb = a["rates"]["retry_rate"] or 0.0, b["rates"]["retry_rate"] or 0.0
+    if (a["totals"]["api_retries"] or b["totals"]["api_retries"]) and shares_differ(qa, qb):
         parts = []
         for name, s in ((na, a), (nb, b)):
             t = s["totals"]
@@ -225,19 +260,23 @@ def _work(a: Summary, b: Summary, na: str, nb: str) -> list[dict[str, Any]]:
     out = []
     ta, tb = a["rates"]["turns_per_iteration"], b["rates"]["turns_per_iteration"]
     ca, cb = a["rates"]["tool_calls_per_iteration"], b["rates"]["tool_calls_per_iteration"]
-    if ta and tb:
+    calls = (f"{cb or 0:.1f} vs {ca or 0:.1f} tool calls per iteration"
+             if beyond_noise(ca or 0.0, cb or 0.0) else "")
+    if ta and tb and beyond_noise(ta, tb):
         out.append(_finding("turns", f"{nb} needed {_times(tb / ta)} the turns per iteration "
-                            f"of {na} ({tb:.1f} vs {ta:.1f}) and made {cb or 0:.1f} vs "
-                            f"{ca or 0:.1f} tool calls per iteration", a=ta, b=tb))
+                            f"of {na} ({tb:.1f} vs {ta:.1f})"
+                            + (f" and made {calls}" if calls else ""), a=ta, b=tb))
+    elif calls:
+        out.append(_finding("turns", f"{nb} made {calls} of {na}", a=ca, b=cb))
     da, db = a["rates"]["deep_share"], b["rates"]["deep_share"]
-    if da is not None and db is not None:
+    if da is not None and db is not None and shares_differ(da, db):
         out.append(_finding("work_mix", f"deep operations (edits/writes) were {_pct(db)} of "
                             f"{nb}'s file operations vs {_pct(da)} for {na} "
                             f"({b['totals']['deep_ops']} vs {a['totals']['deep_ops']} deep, "
                             f"{b['totals']['shallow_ops']} vs {a['totals']['shallow_ops']} "
                             "shallow)", a=da, b=db))
     oa, ob = a["rates"]["output_tokens_per_api_s"], b["rates"]["output_tokens_per_api_s"]
-    if oa and ob:
+    if oa and ob and beyond_noise(oa, ob):
         out.append(_finding("throughput", f"output tokens per API second: {nb} {ob:.1f}, "
                             f"{na} {oa:.1f} ({_times(ob / oa)})", a=oa, b=ob))
     return out
@@ -247,6 +286,8 @@ def _cost(a: Summary, b: Summary, na: str, nb: str) -> list[dict[str, Any]]:
     ca, cb = a["totals"]["cost_usd"], b["totals"]["cost_usd"]
     if ca is not None and cb is not None:
         ia, ib = a["totals"]["iterations"] or 1, b["totals"]["iterations"] or 1
+        if not beyond_noise(ca / ia, cb / ib):
+            return []
         return [_finding("cost", f"estimated cost per iteration: {na} ${ca / ia:.4f}, "
                          f"{nb} ${cb / ib:.4f}", a=ca, b=cb)]
     known = [(n, c) for n, c in ((na, ca), (nb, cb)) if c is not None]
@@ -272,6 +313,9 @@ def _quality(a: Summary, b: Summary, na: str, nb: str) -> list[dict[str, Any]]:
     return out
 
 
+CONTEXT_TOPICS = frozenset({"fairness", "reliability", "data"})  # about the runs, not results
+
+
 def compare(a: Summary, b: Summary) -> dict[str, Any]:
     rows = []
     for m in METRICS:
@@ -279,9 +323,15 @@ def compare(a: Summary, b: Summary) -> dict[str, Any]:
         diff, rel = _diff(va, vb)
         rows.append({"key": m.key, "label": m.label, "unit": m.unit, "a": va, "b": vb,
                      "diff": diff, "rel": rel})
-    na, nb = _name("A", a), _name("B", b)
+    na, nb = run_names(a, b)
     findings: list[dict[str, Any]] = []
     for rule in (_comparability, _wall, _caching, _fan_out, _errors, _work, _cost, _quality):
         findings += rule(a, b, na, nb)
-    return {"a": labels(a), "b": labels(b), "metrics": rows, "findings": findings,
+    if not any(f["topic"] not in CONTEXT_TOPICS for f in findings):
+        findings.append(_finding(
+            "no_difference", f"no difference between {na} and {nb} beyond noise (under "
+            f"{NOISE_REL:.0%} in time, turns, tool calls, tokens and cost, under "
+            f"{NOISE_PP * 100:.0f} points in shares)"))
+    return {"a": {**labels(a), "name": na}, "b": {**labels(b), "name": nb}, "metrics": rows,
+            "findings": findings,
             "cost_notes": {"a": a["totals"]["cost_note"], "b": b["totals"]["cost_note"]}}

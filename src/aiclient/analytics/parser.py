@@ -26,7 +26,10 @@ from aiclient.analytics.stats import (
 SUBAGENT_TOOLS = frozenset({"Task", "Agent"})  # older Claude Code says Task, newer Agent
 KNOWN_TYPES = frozenset({"system", "assistant", "user", "result", "stream_event",
                          "rate_limit_event"})
-KNOWN_SYSTEM_SUBTYPES = frozenset({"init", "api_retry", "compact_boundary", "status"})
+KNOWN_SYSTEM_SUBTYPES = frozenset({"init", "api_retry", "compact_boundary", "status",
+                                   # background tasks and subagents (REFERENCE §2.6)
+                                   "task_started", "task_progress", "task_updated",
+                                   "task_notification", "background_tasks_changed"})
 SYNTHETIC_MODEL = "<synthetic>"  # Claude Code's model name for messages it made up itself
 
 MAX_LINE_BYTES = 64 * 1024 * 1024  # a longer line is skipped (counted), never held in memory
@@ -115,6 +118,9 @@ class StreamParser:
             OrderedDict()
         self._tools: OrderedDict[str, str] = OrderedDict()  # tool_use id -> name
         self._parents: set[str] = set()
+        # subagent (parent tool_use id) -> its last assistant message asked for a tool
+        self._sub_pending: dict[str, bool] = {}
+        self._tasks: set[str] = set()  # tool_use ids named by task_started/notification
         self._models: dict[str, None] = {}
         self._finished = False
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {
@@ -176,9 +182,28 @@ class StreamParser:
             _bump(stats.retry_statuses, str(status) if status is not None else "unknown")
         elif subtype == "compact_boundary":
             stats.compactions += 1
+        elif subtype in ("task_started", "task_notification"):
+            tool_id = event.get("tool_use_id")
+            if isinstance(tool_id, str) and tool_id:
+                self._tasks.add(tool_id)
+                if subtype == "task_notification":
+                    self._task_notification(tool_id, event.get("usage"))
         elif not (subtype in KNOWN_SYSTEM_SUBTYPES
                   or (isinstance(subtype, str) and subtype.startswith("hook_"))):
             _bump(stats.unknown_events, f"system/{subtype}")
+
+    def _task_notification(self, tool_id: str, usage: Any) -> None:
+        """A finished subagent. When its last request has no assistant line (2.1.153 writes
+        none for a subagent's final answer), that request is counted from the notification's
+        `total_tokens` (its whole usage; the input/output split is not given, so it counts as
+        input)."""
+        if tool_id in self._parents and not self._sub_pending.get(tool_id):
+            return
+        total = as_int(usage.get("total_tokens")) if isinstance(usage, dict) else 0
+        if total <= 0:
+            return
+        self._sub_pending[tool_id] = False
+        self._flush_message("", (TokenCounts(input=total), True, {}))
 
     def _model(self, model: str) -> None:
         if model and model != SYNTHETIC_MODEL and model not in self._models:
@@ -214,6 +239,9 @@ class StreamParser:
             for block in content:
                 if isinstance(block, dict) and block.get("type") == "tool_use":
                     self._tool_use(block, sub)
+            if sub and content:
+                self._sub_pending[str(parent)] = any(
+                    isinstance(b, dict) and b.get("type") == "tool_use" for b in content)
 
     def _flush_message(self, _message_id: str,
                        entry: tuple[TokenCounts, bool, dict[str, Any]]) -> None:
@@ -293,7 +321,7 @@ class StreamParser:
             self._finished = True
             while self._messages:
                 self._flush_message(*self._messages.popitem(last=False))
-            self.stats.subagent_threads = len(self._parents)
+            self.stats.subagent_threads = len(self._parents | self._tasks)
             self.stats.models = list(self._models)
         return self.stats
 

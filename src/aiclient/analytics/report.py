@@ -7,27 +7,31 @@ import math
 from html import escape
 from typing import Any
 
-from aiclient.analytics.compare import Summary
+from aiclient.analytics.compare import NOISE_PP, NOISE_REL, Summary
 from aiclient.analytics.text import figure
 
 SERIES_COLORS = ("#3867d6", "#e67e22")  # A, B
-TOKEN_SEGMENTS = (("input", "uncached input", "#4b6584"),
-                  ("cache_creation", "cache write", "#a55eea"),
-                  ("cache_read", "cache read", "#26de81"),
-                  ("output", "output", "#fd9644"))
+# Prompt tokens (the three kinds of input) on one chart; output tokens, often a hundredth of
+# them, get a chart of their own so they stay visible.
+PROMPT_SEGMENTS = (("input", "uncached input", "#4b6584"),
+                   ("cache_creation", "cache write", "#a55eea"),
+                   ("cache_read", "cache read", "#26de81"))
+OUTPUT_SEGMENT = ("output", "output", "#2d3436")
 MAX_TOOLS = 14
-TOOL_COLORS = ("#4b7bec", "#fa8231", "#20bf6b", "#eb3b5a", "#8854d0", "#f7b731", "#0fb9b1",
-               "#a5b1c2")  # the most used tools in order; the rest are "other"
-OTHER_COLOR = "#d1d8e0"
+# The most used tools in order (the rest are "other"): hues far from both series colours
+# (blue, orange), so a tool never reads as a run.
+TOOL_COLORS = ("#20bf6b", "#e84393", "#a29bfe", "#0fb9b1", "#6d214f", "#2d3436", "#95a30b",
+               "#badc58")
+OTHER_COLOR = "#c8c8c8"
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:72em;
-color:#222;padding:0 1em}
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1600px;
+color:#222;padding:0 1.5em}
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em}
 table{border-collapse:collapse;margin:.5em 0}
 td,th{border-bottom:1px solid #ddd;padding:.25em .7em;text-align:right}
 td:first-child,th:first-child{text-align:left}
 .a{color:#3867d6}.b{color:#e67e22}.muted{color:#777}
-svg{display:block;margin:.5em 0 1.5em;max-width:100%;height:auto}
+svg{display:block;margin:.5em 0 1.5em;width:100%;max-width:100%;height:auto}
 svg text{font:11px system-ui,sans-serif;fill:#333}
 li{margin:.2em 0}
 """
@@ -55,18 +59,19 @@ def _short(value: float) -> str:
 
 
 Segment = tuple[str, float, str]  # name, value, colour
+CHART_WIDTH = 1200  # viewBox units; the SVG itself is as wide as the page
 
 
 def bar_chart(title: str, categories: list[str], series: list[tuple[str, list[list[Segment]]]],
               unit: str, legend: list[tuple[str, str]]) -> str:
     """Vertical grouped bars (one group per category, one bar per series); each bar is a stack
     of segments. Returns an <svg> element."""
-    width, height, left, top, bottom = 760, 300, 64, 34, 48
+    width, height, left, top, bottom = CHART_WIDTH, 300, 64, 34, 48
     plot_w, plot_h = width - left - 16, height - top - bottom
     totals = [sum(v for _, v, _ in bar) for _, bars in series for bar in bars]
     vmax = _nice_max(max(totals, default=0.0))
     parts = [f'<svg role="img" aria-label="{_e(title)}" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}">',
+             'width="100%">',
              f'<text x="{left}" y="16" font-weight="bold">{_e(title)}</text>']
     for i in range(5):
         value = vmax * i / 4
@@ -119,12 +124,12 @@ def tool_chart(title: str, mixes: list[tuple[str, dict[str, int], str]]) -> str:
         rows.append(("other", [sum(mix.get(t, 0) for t in rest) for _, mix, _ in mixes]))
     label_w, bar_h, top = 130, 12, 30
     row_h = bar_h * len(mixes) + 8
-    width = 760
+    width = CHART_WIDTH
     height = top + row_h * max(len(rows), 1) + 24
     vmax = _nice_max(max((v for _, vals in rows for v in vals), default=0))
     plot_w = width - label_w - 60
     parts = [f'<svg role="img" aria-label="{_e(title)}" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}">',
+             'width="100%">',
              f'<text x="0" y="16" font-weight="bold">{_e(title)}</text>']
     for ri, (tool, vals) in enumerate(rows):
         y0 = top + ri * row_h
@@ -133,6 +138,8 @@ def tool_chart(title: str, mixes: list[tuple[str, dict[str, int], str]]) -> str:
         for si, ((run_name, _, colour), value) in enumerate(zip(mixes, vals, strict=True)):
             w = plot_w * value / vmax
             y = y0 + si * bar_h
+            if not value:  # no bar, and no "0" floating where a bar would be
+                continue
             parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 2}" '
                          f'fill="{colour}"><title>{_e(run_name)} {_e(tool)}: {value}</title>'
                          f'</rect><text x="{label_w + w + 4:.1f}" y="{y + bar_h - 3}">'
@@ -161,7 +168,8 @@ def _wall_bars(s: Summary, colour: str, n: int) -> list[list[Segment]]:
     return bars
 
 
-def _token_bars(s: Summary, n: int) -> list[list[Segment]]:
+def _token_bars(s: Summary, n: int,
+                segments: tuple[tuple[str, str, str], ...]) -> list[list[Segment]]:
     bars: list[list[Segment]] = []
     its = s["iterations"]
     for i in range(n):
@@ -170,7 +178,7 @@ def _token_bars(s: Summary, n: int) -> list[list[Segment]]:
             continue
         tokens = its[i]["tokens"]
         bars.append([(label, float(tokens.get(key, 0)), colour)
-                     for key, label, colour in TOKEN_SEGMENTS])
+                     for key, label, colour in segments if tokens.get(key)])
     return bars
 
 
@@ -209,14 +217,23 @@ def _metric_rows(result: dict[str, Any]) -> str:
 
 def render_html(a: Summary, b: Summary, result: dict[str, Any]) -> str:
     la, lb = result["a"], result["b"]
+    name_a, name_b = la.get("name") or "A", lb.get("name") or "B"
     n = _per_iteration(a, b)
     wall = bar_chart("Wall time per iteration", n,
                      [("A", _wall_bars(a, SERIES_COLORS[0], len(n))),
                       ("B", _wall_bars(b, SERIES_COLORS[1], len(n)))], " s",
-                     [("A", SERIES_COLORS[0]), ("B", SERIES_COLORS[1])])
-    tokens = bar_chart("Tokens per iteration (left bar A, right bar B)", n,
-                       [("A", _token_bars(a, len(n))), ("B", _token_bars(b, len(n)))], "",
-                       [(label, colour) for _, label, colour in TOKEN_SEGMENTS])
+                     [(f"A: {name_a}", SERIES_COLORS[0]), (f"B: {name_b}", SERIES_COLORS[1])])
+    tokens = bar_chart(f"Prompt tokens per iteration (left bar A: {name_a}, right bar B: "
+                       f"{name_b})", n,
+                       [("A", _token_bars(a, len(n), PROMPT_SEGMENTS)),
+                        ("B", _token_bars(b, len(n), PROMPT_SEGMENTS))], "",
+                       [(label, colour) for _, label, colour in PROMPT_SEGMENTS])
+    output = bar_chart("Output tokens per iteration", n,
+                       [("A", _token_bars(a, len(n), ((*OUTPUT_SEGMENT[:2],
+                                                        SERIES_COLORS[0]),))),
+                        ("B", _token_bars(b, len(n), ((*OUTPUT_SEGMENT[:2],
+                                                        SERIES_COLORS[1]),)))], "",
+                       [(f"A: {name_a}", SERIES_COLORS[0]), (f"B: {name_b}", SERIES_COLORS[1])])
     palette = _tool_palette(a, b)
     mix_legend = [*palette.items()]
     if any(t not in palette for s in (a, b) for t in s["totals"]["tools"]):
@@ -225,8 +242,8 @@ def render_html(a: Summary, b: Summary, result: dict[str, Any]) -> str:
                          [("A", _tool_bars(a, len(n), palette)),
                           ("B", _tool_bars(b, len(n), palette))], "", mix_legend)
     tools = tool_chart("Tool mix, all iterations (calls per tool)",
-                       [("A", a["totals"]["tools"], SERIES_COLORS[0]),
-                        ("B", b["totals"]["tools"], SERIES_COLORS[1])])
+                       [(f"A: {name_a}", a["totals"]["tools"], SERIES_COLORS[0]),
+                        (f"B: {name_b}", b["totals"]["tools"], SERIES_COLORS[1])])
     label_rows = "".join(
         f"<tr><td>{_e(key)}</td><td class=a>{_e(la.get(key) or '-')}</td>"
         f"<td class=b>{_e(lb.get(key) or '-')}</td></tr>"
@@ -240,15 +257,17 @@ def render_html(a: Summary, b: Summary, result: dict[str, Any]) -> str:
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
         f"<title>Claude Code runs: {_e(la['id'])} vs {_e(lb['id'])}</title>"
         f"<style>{CSS}</style></head><body>"
-        f"<h1>Claude Code runs compared: <span class=a>A {_e(la['backend'])}</span> vs "
-        f"<span class=b>B {_e(lb['backend'])}</span></h1>"
+        f"<h1>Claude Code runs compared: <span class=a>{_e(name_a)}</span> vs "
+        f"<span class=b>{_e(name_b)}</span></h1>"
         f"<table><tr><th></th><th class=a>A</th><th class=b>B</th></tr>{label_rows}</table>"
         f"<h2>Findings</h2><ul>{findings or '<li>none</li>'}</ul>"
-        "<h2>Charts</h2>" + wall + tokens + tool_mix + tools +
+        "<h2>Charts</h2>" + wall + tokens + output + tool_mix + tools +
         "<h2>Figures</h2><table><tr><th>figure</th><th class=a>A</th><th class=b>B</th>"
         f"<th>B − A</th><th>relative</th></tr>{_metric_rows(result)}</table>"
         + (f"<ul class=muted>{cost_notes}</ul>" if cost_notes else "") +
         "<p class=muted>Cache hit rate = cache read / (uncached input + cache write + cache "
         "read). Shallow ops: Read, Grep, Glob; deep ops: Edit, MultiEdit, Write, NotebookEdit. "
-        "Costs are Claude Code's own estimates and only shown for Anthropic models.</p>"
+        "Costs are Claude Code's own estimates and only shown for Anthropic models. "
+        f"Findings leave out differences under {NOISE_REL:.0%} (under "
+        f"{NOISE_PP * 100:.0f} points for shares): single agent runs vary that much.</p>"
         "</body></html>\n")
