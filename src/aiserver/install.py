@@ -21,7 +21,7 @@ from typing import Any
 from aicommon.errors import AiError, ExitCode
 from aicommon.fsutil import atomic_write, make_dirs, remove_created_dirs, restore_file
 from aicommon.paths import AppPaths, server_paths
-from aiserver import preflight, services, system
+from aiserver import linger, preflight, services, system
 from aiserver.services import Manager, ServiceSpec
 from aiserver.settings import Settings, load, parse, split_hostport, to_toml
 
@@ -84,17 +84,19 @@ class Plan:
     notes: list[str]
     checks: list[preflight.Check]
     specs: dict[str, tuple[ServiceSpec, Manager]] = field(default_factory=dict)
+    linger: str | None = None  # Linux: the user to enable lingering for (it is off)
 
     @property
     def empty(self) -> bool:
-        return not self.files and not self.actions
+        return not self.files and not self.actions and self.linger is None
 
     def as_dict(self, with_diffs: bool = False) -> dict[str, Any]:
         return {
             "changes": not self.empty,
             "files": [{"path": str(f.path), "purpose": f.purpose, "new": f.old is None,
                        **({"diff": f.diff()} if with_diffs else {})} for f in self.files],
-            "commands": [a.describe() for a in self.actions],
+            "commands": [*([linger.describe(self.linger)] if self.linger else []),
+                         *(a.describe() for a in self.actions)],
             "notes": self.notes,
             "checks": [c.as_dict() for c in self.checks],
             "services": {k: m.name for k, (_, m) in self.specs.items()},
@@ -244,7 +246,12 @@ def build_plan(config_file: Path | None, opts: Options) -> Plan:
             actions.append(Action(spec, manager, "restart", True))
         elif key == "gateway" and settings_changed:
             actions.append(Action(spec, manager, "reload", True))
-    return Plan(settings, cfg, files, actions, notes, checks, chosen)
+    plan = Plan(settings, cfg, files, actions, notes, checks, chosen)
+    if system.platform_name() == "linux":  # user units run only while the user lingers
+        user = linger.user_name()
+        if linger.enabled(user) is not True:
+            plan.linger = user
+    return plan
 
 
 @dataclass
@@ -252,6 +259,7 @@ class Applied:
     written: list[tuple[FileChange, int | None]] = field(default_factory=list)  # old mode
     created_dirs: list[Path] = field(default_factory=list)
     done: list[Action] = field(default_factory=list)
+    linger: str | None = None  # lingering this run enabled
 
 
 def _side_dirs(plan: Plan) -> list[Path]:
@@ -294,6 +302,11 @@ def _rollback(plan: Plan, applied: Applied, remove_trees: tuple[Path, ...] = ())
     for tree in remove_trees:  # written by services we started (not by this process)
         shutil.rmtree(tree, ignore_errors=True)
     remove_created_dirs(applied.created_dirs)
+    if applied.linger:
+        try:
+            linger.disable(applied.linger)
+        except AiError as exc:
+            problems.append(f"disable lingering: {exc.message}")
     return problems
 
 
@@ -355,6 +368,11 @@ def apply(plan: Plan, verify_timeout: float = 60.0) -> None:
             applied.written.append((change, old_mode))
         for d in (paths.log_dir, paths.state_dir):
             make_dirs(d, applied.created_dirs)
+        if plan.linger:
+            step = "enable lingering"
+            _failpoint(step)
+            linger.enable(plan.linger)
+            applied.linger = plan.linger
         for action in plan.actions:
             step = f"{action.verb} {action.spec.key}"
             _failpoint(step)
@@ -397,6 +415,8 @@ def _write_manifest(plan: Plan, applied: Applied, paths: AppPaths) -> None:
         "services": {k: {"manager": m.name, "definition": str(m.definition_path(s))}
                      for k, (s, m) in plan.specs.items()},
     }
+    if applied.linger or old.get("linger"):  # uninstall disables only what install enabled
+        data["linger"] = applied.linger or old["linger"]
     atomic_write(manifest_path, json.dumps(data, indent=2) + "\n")
 
 
@@ -421,6 +441,14 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
         if manager.state(spec).running or manager.definition_path(spec).exists():
             manager.stop(spec)
             stopped.append(key)
+    lingering: dict[str, Any] | None = None
+    if manifest.get("linger"):  # install enabled it: switch it off again
+        lingering = {"user": manifest["linger"], "disabled": True}
+        try:
+            linger.disable(manifest["linger"])
+        except AiError as exc:
+            lingering.update(disabled=False, error=exc.message,
+                             hint=f"sudo loginctl disable-linger {manifest['linger']}")
     removed = []
     for f in [*manifest.get("files", []),
               *(str(m.definition_path(s)) for s, m in chosen.values())]:
@@ -448,7 +476,8 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
                 removed.append(str(d))
         kept = []
     remove_created_dirs(manifest.get("created_dirs", []))
-    return {"stopped": stopped, "removed": removed, "kept": kept, "models": "kept"}
+    return {"stopped": stopped, "removed": removed, "kept": kept, "models": "kept",
+            "linger": lingering}
 
 
 def client_command(settings: Settings) -> str:
