@@ -143,6 +143,20 @@ def desired_settings(config_file: Path, opts: Options) -> tuple[Settings, list[s
     return parse(to_toml(new), str(config_file)), notes
 
 
+def settings_text(old_text: str | None, settings: Settings, config_file: Path) -> str:
+    """The new settings file: the user's own file edited in place (comments, order and
+    layout kept, only changed values touched), or a complete file when there is none."""
+    if old_text is None:
+        return to_toml(settings)
+    from aicommon.tomledit import edit
+
+    text = edit(old_text, parse(old_text, str(config_file)).as_dict(), settings.as_dict())
+    if parse(text, str(config_file)) != settings:  # never write what does not read back
+        raise AiError(f"could not edit {config_file} in place", "edit it by hand and re-run",
+                      code="install.settings_edit")
+    return text
+
+
 def service_specs(settings: Settings, paths: AppPaths, config_file: Path,
                   ollama_bin: str) -> dict[str, ServiceSpec]:
     o, g = settings.ollama, settings.gateway
@@ -221,7 +235,8 @@ def build_plan(config_file: Path | None, opts: Options) -> Plan:
     old_settings = _read(cfg)
     settings_changed = old_settings is None or parse(old_settings, str(cfg)) != settings
     if settings_changed:
-        files.append(FileChange(cfg, old_settings, to_toml(settings), 0o644, "settings"))
+        files.append(FileChange(cfg, old_settings, settings_text(old_settings, settings, cfg),
+                                0o644, "settings"))
     if settings.gateway.tokens:
         from aiserver.tokens import token_file
 
@@ -476,6 +491,8 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
                 removed.append(str(d))
         kept = []
     remove_created_dirs(manifest.get("created_dirs", []))
+    if purge:  # our own directories, once empty, go too (whoever made them)
+        remove_created_dirs([paths.config_dir])
     return {"stopped": stopped, "removed": removed, "kept": kept, "models": "kept",
             "linger": lingering}
 
