@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # The zipapp's __main__.py (scripts/build-zipapps puts it in place of shiv's two lines).
 # shiv unpacks its site-packages into $SHIV_ROOT, else ~/.shiv, and fails before any of our code
 # runs when that is not writable (a read-only HOME in a container, `nobody` with HOME=/nonexistent).
@@ -31,12 +30,12 @@ def _choose_shiv_root():
         pass
     except OSError as exc:
         sys.exit(f"{name}: error: cannot unpack: {default} is not writable and {root}: "
-                 f"{exc.strerror} — hint: set SHIV_ROOT to a writable directory")
+                 f"{exc.strerror}; hint: set SHIV_ROOT to a writable directory")
     st = os.lstat(root)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         # someone else's (or a shared) directory: never import code from it
         sys.exit(f"{name}: error: cannot unpack: {default} is not writable and {root} is not "
-                 "a private directory of this user — hint: set SHIV_ROOT to a writable directory")
+                 "a private directory of this user; hint: set SHIV_ROOT to a writable directory")
     os.environ["SHIV_ROOT"] = root
 
 
