@@ -70,19 +70,24 @@ class Plan:
     aider_keys: list[str]
     probe: discovery.Probe | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()  # device tokens (old and new): masked in every diff
 
     @property
     def empty(self) -> bool:
         return not self.files and not any(c.changed for c in self.rc)
 
     def as_dict(self, with_diffs: bool = False) -> dict[str, Any]:
+        from aicommon.redact import redact
+
         files = [{"path": str(f.path), "purpose": f.purpose,
                   "action": "delete" if f.after is None else
                   "create" if f.before is None else "update",
-                  **({"diff": f.diff()} if with_diffs else {})} for f in self.files]
+                  **({"diff": redact(f.diff(), self.secrets)} if with_diffs else {})}
+                 for f in self.files]
         files += [{"path": str(c.target.path), "purpose": f"{c.target.shell} ({c.target.reason})",
                    "action": "update" if c.before is not None else "create",
-                   **({"diff": c.diff()} if with_diffs else {})} for c in self.rc if c.changed]
+                   **({"diff": redact(c.diff(), self.secrets)} if with_diffs else {})}
+                  for c in self.rc if c.changed]
         s = self.settings
         return {"changes": not self.empty, "server": s.base_url, "model": s.model,
                 "context_length": s.server.context_length, "scope": s.client.scope,
@@ -200,7 +205,8 @@ def build_plan(config_file: Path | None, opts: Options, *,
         if differs and not (before is None and text is None):
             files.append(FileChange(path, before, text, mode, purpose))
 
-    want(cfg, to_toml(settings), 0o600, "settings (holds the token)")
+    old_text = _read(cfg)
+    want(cfg, settings_text(old_text, settings, cfg), 0o600, "settings (holds the token)")
     env = envfile.ClientEnv(settings.base_url, settings.api_key, model, settings.client.scope,
                             bin_dir())
     for path, text in envfile.env_files(env):
@@ -233,7 +239,22 @@ def build_plan(config_file: Path | None, opts: Options, *,
                                 stat.S_IMODE(meta_path.stat().st_mode) if current_meta
                                 is not None else 0o644, "Aider model metadata"))
     rc = shellrc.plan_install(targets, *envfile.env_file_paths(), Path.home())
-    return Plan(settings, cfg, files, rc, notes, owned, probe, manifest)
+    return Plan(settings, cfg, files, rc, notes, owned, probe, manifest,
+                (token, current.server.token if current else ""))
+
+
+def settings_text(old_text: str | None, settings: ClientSettings, config_file: Path) -> str:
+    """The user's settings file edited in place (comments and order kept, only changed values
+    touched), or a complete new file."""
+    if old_text is None:
+        return to_toml(settings)
+    from aicommon.tomledit import edit
+
+    text = edit(old_text, parse(old_text, str(config_file)).as_dict(), settings.as_dict())
+    if parse(text, str(config_file)) != settings:  # never write what does not read back
+        raise AiError(f"could not edit {config_file} in place", "edit it by hand and re-run",
+                      code="setup.settings_edit", exit_code=ExitCode.CONFIG)
+    return text
 
 
 @dataclass
@@ -306,6 +327,8 @@ def apply(plan: Plan) -> None:
 
 def _write_manifest(plan: Plan, done: _Done) -> None:
     old = plan.manifest
+    path = manifest_path()
+    make_dirs(path.parent, done.created_dirs)  # recorded: uninstall removes it if it made it
     env_sh, env_fish = envfile.env_file_paths()
     files = set(old.get("files", []))
     files.update(str(p) for p in (env_sh, env_fish))
@@ -339,8 +362,6 @@ def _write_manifest(plan: Plan, done: _Done) -> None:
                                             *(str(d) for d in done.created_dirs)])),
         "settings": str(plan.config_file),
     }
-    path = manifest_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(data, indent=2) + "\n")
 
 
@@ -385,4 +406,7 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
         removed.append(str(cfg))
         kept = []
     remove_created_dirs(manifest.get("created_dirs", []))
+    if purge:  # our own directories, once empty, go too (whoever made them)
+        paths = client_paths()
+        remove_created_dirs([paths.config_dir, paths.state_dir, paths.log_dir])
     return {"removed": removed, "kept": kept, "was_set_up": bool(manifest)}

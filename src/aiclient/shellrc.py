@@ -7,6 +7,8 @@ atomically (symlinks followed, mode kept). Nothing here prints.
 Exactness rules (so insert→remove gives the original bytes back):
 - insert appends exactly one line break (the file's style, CRLF or LF) and then the block, or
   replaces an existing block in place, keeping the line break that followed its end marker;
+- in a CRLF file every command line of the block ends in ` #`, so the CR the shell sees at the
+  end of the line is inside a comment (`fi\r` would be a syntax error in zsh and bash);
 - remove deletes the block lines and the one line break in front of them, except when that
   would glue the line before the block onto the line after it;
 - a marker is a line that is exactly `# >>> ai-client >>>` / `# <<< ai-client <<<` (blanks
@@ -187,16 +189,25 @@ def line_break_style(text: str) -> str:
     return "\r\n" if crlf > text.count("\n") - crlf else "\n"
 
 
+def _with_line_breaks(block: str, nl: str) -> str:
+    """The block with `nl` line breaks; with CRLF, each command line ends in ` #` (shells
+    take only LF as a line break: the CR left on the line must fall inside a comment)."""
+    if nl == "\n":
+        return block
+    return nl.join(line + " #" if line and not line.startswith("#") else line
+                   for line in block.split("\n"))
+
+
 def plan_insert(text: str, block: str, *, name: str = "rc file") -> str:
     """`text` with `block` replacing the existing block in place, or appended after one break."""
     _check_block(block)
     found = _locate_block(text, name)
     if found is None:
         nl = line_break_style(text)
-        return text + nl + block.replace("\n", nl)
+        return text + nl + _with_line_breaks(block, nl)
     begin, end = found
     nl = begin.ending or line_break_style(text)
-    body = block[:-1].replace("\n", nl)  # the end marker keeps the break it had
+    body = _with_line_breaks(block[:-1], nl)  # the end marker keeps the break it had
     return text[:begin.start] + body + end.ending + text[end.stop:]
 
 

@@ -299,8 +299,8 @@ def install_cmd(ctx: click.Context, dry_run: bool, yes: bool, context_length: in
     if not yes and not as_json and sys.stdin.isatty():
         for f in plan.files:
             app.out.info(f"will write {f.path} ({f.purpose})")
-        for a in plan.actions:
-            app.out.info(f"will run: {a.describe()}")
+        for command in plan.as_dict()["commands"]:
+            app.out.info(f"will run: {command}")
         click.confirm("Apply?", abort=True, err=True)
     install.apply(plan)
     from aiserver import acl as acl_mod
@@ -334,9 +334,15 @@ def uninstall_cmd(ctx: click.Context, purge: bool, as_json: bool) -> None:
     from aiserver import install
 
     data = install.uninstall(app.config, purge)
+    lingering = data["linger"]
+    if lingering and not lingering["disabled"]:
+        app.out.warn(f"could not disable lingering for {lingering['user']}: "
+                     f"{lingering['error']} (run `{lingering['hint']}`)")
     finish(app, data, lambda d: "\n".join(
         [f"stopped {s}" for s in d["stopped"]] + [f"removed {r}" for r in d["removed"]]
-        + [f"kept {k}" for k in d["kept"]] + ["models kept"]))
+        + [f"kept {k}" for k in d["kept"]] + ["models kept"]
+        + ([f"lingering disabled for {d['linger']['user']} (install had enabled it)"]
+           if d["linger"] and d["linger"]["disabled"] else [])))
 
 
 @cli.command("status")

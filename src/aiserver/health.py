@@ -86,9 +86,40 @@ def status(config: Path | None) -> dict[str, Any]:
     if settings.gateway.allow_other_listen:
         data["gateway"]["warning"] = "allow_other_listen = true"
     data["ollama_pinned"] = brew_pinned()
+    data["linger"] = linger_state()
     data["recent_errors"] = {name: recent_errors(paths.log_dir / name)
                              for name in ("ollama.log", "gateway.err.log")}
     return data
+
+
+def linger_state() -> dict[str, Any] | None:
+    """Linux: whether the user's services outlive their sessions (and start at boot)."""
+    if system.platform_name() != "linux":
+        return None
+    from aiserver import linger
+
+    user = linger.user_name()
+    return {"user": user, "enabled": linger.enabled(user)}
+
+
+def linger_text(state: dict[str, Any]) -> str:
+    if state["enabled"]:
+        return f"on for {state['user']}: the services start at boot and survive logout"
+    if state["enabled"] is None:
+        return f"unknown for {state['user']} (loginctl could not tell)"
+    return (f"off for {state['user']}: the services stop at logout and do not start at boot "
+            f"(`ai-server install` enables it)")
+
+
+def linger_check() -> preflight.Check | None:
+    state = linger_state()
+    if state is None:
+        return None
+    status = (preflight.PASS if state["enabled"] else
+              preflight.WARN if state["enabled"] is None else preflight.FAIL)
+    return preflight.Check("linger", status, linger_text(state),
+                           "" if state["enabled"] else
+                           f"ai-server install  (or: sudo loginctl enable-linger {state['user']})")
 
 
 def human_status(d: dict[str, Any]) -> str:
@@ -116,6 +147,8 @@ def human_status(d: dict[str, Any]) -> str:
                                   if "state" in t else t["error"]))
     for s in d["listening"]:
         lines.append(f"listening  {s['address']}:{s['port']} {s['process']}")
+    if d["linger"] is not None:
+        lines.append(f"linger     {linger_text(d['linger'])}")
     if d["ollama_pinned"] is not None:
         lines.append(f"ollama pin {'pinned' if d['ollama_pinned'] else 'not pinned'}")
     for name, errs in d["recent_errors"].items():
@@ -159,4 +192,7 @@ def doctor(config: Path | None) -> list[preflight.Check]:
                                              else "")))
         checks.append(preflight.Check(f"{key}-running", preflight.PASS,
                                       f"{s['state']} ({manager.name})"))
+    lingering = linger_check()
+    if lingering is not None:
+        checks.append(lingering)
     return checks

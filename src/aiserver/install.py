@@ -21,7 +21,7 @@ from typing import Any
 from aicommon.errors import AiError, ExitCode
 from aicommon.fsutil import atomic_write, make_dirs, remove_created_dirs, restore_file
 from aicommon.paths import AppPaths, server_paths
-from aiserver import preflight, services, system
+from aiserver import linger, preflight, services, system
 from aiserver.services import Manager, ServiceSpec
 from aiserver.settings import Settings, load, parse, split_hostport, to_toml
 
@@ -83,17 +83,19 @@ class Plan:
     notes: list[str]
     checks: list[preflight.Check]
     specs: dict[str, tuple[ServiceSpec, Manager]] = field(default_factory=dict)
+    linger: str | None = None  # Linux: the user to enable lingering for (it is off)
 
     @property
     def empty(self) -> bool:
-        return not self.files and not self.actions
+        return not self.files and not self.actions and self.linger is None
 
     def as_dict(self, with_diffs: bool = False) -> dict[str, Any]:
         return {
             "changes": not self.empty,
             "files": [{"path": str(f.path), "purpose": f.purpose, "new": f.old is None,
                        **({"diff": f.diff()} if with_diffs else {})} for f in self.files],
-            "commands": [a.describe() for a in self.actions],
+            "commands": [*([linger.describe(self.linger)] if self.linger else []),
+                         *(a.describe() for a in self.actions)],
             "notes": self.notes,
             "checks": [c.as_dict() for c in self.checks],
             "services": {k: m.name for k, (_, m) in self.specs.items()},
@@ -141,6 +143,20 @@ def desired_settings(config_file: Path, opts: Options) -> tuple[Settings, list[s
     new = replace(base, gateway=g, ollama=o, source=str(config_file))
     # round-trip through TOML so whatever is written is exactly what validates
     return parse(to_toml(new), str(config_file)), notes
+
+
+def settings_text(old_text: str | None, settings: Settings, config_file: Path) -> str:
+    """The new settings file: the user's own file edited in place (comments, order and
+    layout kept, only changed values touched), or a complete file when there is none."""
+    if old_text is None:
+        return to_toml(settings)
+    from aicommon.tomledit import edit
+
+    text = edit(old_text, parse(old_text, str(config_file)).as_dict(), settings.as_dict())
+    if parse(text, str(config_file)) != settings:  # never write what does not read back
+        raise AiError(f"could not edit {config_file} in place", "edit it by hand and re-run",
+                      code="install.settings_edit")
+    return text
 
 
 def service_specs(settings: Settings, paths: AppPaths, config_file: Path,
@@ -286,7 +302,8 @@ def build_plan(config_file: Path | None, opts: Options, *, dry_run: bool = False
     old_settings = _read(cfg)
     settings_changed = old_settings is None or parse(old_settings, str(cfg)) != settings
     if settings_changed:
-        files.append(FileChange(cfg, old_settings, to_toml(settings), 0o644, "settings"))
+        files.append(FileChange(cfg, old_settings, settings_text(old_settings, settings, cfg),
+                                0o644, "settings"))
     if settings.gateway.tokens:
         from aiserver.gateway.paths import token_file
 
@@ -314,7 +331,12 @@ def build_plan(config_file: Path | None, opts: Options, *, dry_run: bool = False
             actions.append(Action(spec, manager, "restart", True))
         elif key == "gateway" and settings_changed:
             actions.append(Action(spec, manager, "reload", True))
-    return Plan(settings, cfg, files, actions, notes, checks, chosen)
+    plan = Plan(settings, cfg, files, actions, notes, checks, chosen)
+    if system.platform_name() == "linux":  # user units run only while the user lingers
+        user = linger.user_name()
+        if linger.enabled(user) is not True:
+            plan.linger = user
+    return plan
 
 
 @dataclass
@@ -322,6 +344,7 @@ class Applied:
     written: list[tuple[FileChange, int | None]] = field(default_factory=list)  # old mode
     created_dirs: list[Path] = field(default_factory=list)
     done: list[Action] = field(default_factory=list)
+    linger: str | None = None  # lingering this run enabled
 
 
 def _side_dirs(plan: Plan) -> list[Path]:
@@ -374,6 +397,11 @@ def _rollback(plan: Plan, applied: Applied, remove_trees: tuple[Path, ...] = ())
     for tree in remove_trees:  # written by services we started (not by this process)
         shutil.rmtree(tree, ignore_errors=True)
     remove_created_dirs(applied.created_dirs)
+    if applied.linger:
+        try:
+            linger.disable(applied.linger)
+        except AiError as exc:
+            problems.append(f"disable lingering: {exc.message}")
     return problems
 
 
@@ -480,6 +508,11 @@ def apply(plan: Plan, verify_timeout: float = 60.0) -> None:
             applied.written.append((change, old_mode))
         for d in (paths.log_dir, paths.state_dir):
             make_dirs(d, applied.created_dirs)
+        if plan.linger:
+            step = "enable lingering"
+            _failpoint(step)
+            linger.enable(plan.linger)
+            applied.linger = plan.linger
         for action in plan.actions:
             step = f"{action.verb} {action.spec.key}"
             _failpoint(step)
@@ -524,6 +557,8 @@ def _write_manifest(plan: Plan, applied: Applied, paths: AppPaths) -> None:
         "services": {k: {"manager": m.name, "definition": str(m.definition_path(s))}
                      for k, (s, m) in plan.specs.items()},
     }
+    if applied.linger or old.get("linger"):  # uninstall disables only what install enabled
+        data["linger"] = applied.linger or old["linger"]
     atomic_write(manifest_path, json.dumps(data, indent=2) + "\n")
 
 
@@ -548,6 +583,14 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
         if manager.state(spec).running or manager.definition_path(spec).exists():
             manager.stop(spec)
             stopped.append(key)
+    lingering: dict[str, Any] | None = None
+    if manifest.get("linger"):  # install enabled it: switch it off again
+        lingering = {"user": manifest["linger"], "disabled": True}
+        try:
+            linger.disable(manifest["linger"])
+        except AiError as exc:
+            lingering.update(disabled=False, error=exc.message,
+                             hint=f"sudo loginctl disable-linger {manifest['linger']}")
     removed = []
     for spec, manager in chosen.values():  # our block out of Homebrew's env file
         if isinstance(manager, services.Brew):
@@ -587,7 +630,10 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
                 removed.append(str(d))
         kept = []
     remove_created_dirs(manifest.get("created_dirs", []))
-    return {"stopped": stopped, "removed": removed, "kept": kept, "models": "kept"}
+    if purge:  # our own directories, once empty, go too (whoever made them)
+        remove_created_dirs([paths.config_dir])
+    return {"stopped": stopped, "removed": removed, "kept": kept, "models": "kept",
+            "linger": lingering}
 
 
 def client_command(settings: Settings) -> str:

@@ -38,8 +38,7 @@ def call(host: str, port: int, method: str, path: str, body: Any = None,
 
 def forwarded(sim: OllamaSimulator) -> list[Any]:
     """What reached the simulator, minus HAProxy's own health checks (no Host header)."""
-    return [r for r in sim.requests
-            if not (r.method == "GET" and r.path == "/api/version" and r.header("host") is None)]
+    return sim.forwarded()
 
 
 def shape(value: Any) -> Any:

@@ -243,3 +243,36 @@ def test_env_files_are_private(isolated_home: Path) -> None:
     install(isolated_home, client_env(isolated_home))
     for path in env_file_paths():
         assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+RC_TEXTS = {  # rc files as users have them: written on Windows, or by a tool without "\n"
+    "crlf": b"export MINE=1\r\nalias ll='ls -l'\r\n",
+    "crlf-no-final-newline": b"export MINE=1\r\nexport OTHER=2",
+    "lf-no-final-newline": b"export MINE=1",
+    "crlf-block-of-an-older-setup": b"export MINE=1\r\n\r\n# >>> ai-client >>>\r\n"
+                                    b"export OLD=1\r\n# <<< ai-client <<<\r\n",
+}
+
+
+@pytest.mark.parametrize("argv", [("zsh", "-i", "-c"), ("bash", "-i", "-c")],
+                         ids=lambda a: a[0])
+@pytest.mark.parametrize("name", RC_TEXTS)
+def test_block_runs_in_crlf_and_unterminated_rc_files(isolated_home: Path, name: str,
+                                                      argv: tuple[str, ...]) -> None:
+    h = isolated_home
+    rc = h / (".zshrc" if argv[0] == "zsh" else ".bashrc")
+    rc.write_bytes(RC_TEXTS[name])
+    env = client_env(h)
+    install(h, env, shells=(argv[0],))
+    environ, found = run_shell(h, argv)
+    wanted = expected_vars(env)
+    assert {k: environ.get(k) for k in wanted} == wanted, rc.read_bytes()
+    assert found == str(env.bin_dir / "claude-ollama")
+    for change in plan_uninstall(targets([argv[0]], "linux", h, None)):
+        apply_change(change)
+    if name == "crlf-block-of-an-older-setup":  # the old block was replaced, now removed
+        assert rc.read_bytes() == b"export MINE=1\r\n"
+    else:
+        assert rc.read_bytes() == RC_TEXTS[name]  # byte for byte
+    environ, found = run_shell(h, argv)
+    assert "OPENAI_API_KEY" not in environ and found == ""

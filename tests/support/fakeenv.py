@@ -14,8 +14,8 @@ AI_SERVER_HOME / AI_CLIENT_HOME, AI_SERVER_PLATFORM, AI_SERVER_NO_BREW_PREFIXES 
 Tailscale fake's variables (tests/support/tsfake.py).
 
 Which fakes are linked: brew (``with_brew``), ollama and tailscale always; launchctl, lsof,
-sw_vers and sysctl (replacing the real sysctl) for ``platform="darwin"``; systemctl for
-``platform="linux"``. ``extra_fakes`` links more (e.g. ``("lsof",)`` on linux).
+sw_vers and sysctl (replacing the real sysctl) for ``platform="darwin"``; systemctl and
+loginctl for ``platform="linux"``. ``extra_fakes`` links more (e.g. ``("lsof",)`` on linux).
 
 Processes the service-manager fakes start are recorded under ``$FAKE_STATE_DIR/jobs``;
 ``stop_all()`` terminates them (and any other process carrying this FAKE_STATE_DIR in its
@@ -46,7 +46,7 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_REAL_TOOLS = ("python3", "haproxy", "ss", "ip", "sh", "bash", "env", "sleep", "cat",
                       "id", "uname", "sysctl")
 DARWIN_FAKES = ("launchctl", "lsof", "sw_vers", "sysctl")
-LINUX_FAKES = ("systemctl",)
+LINUX_FAKES = ("systemctl", "loginctl")
 OLLAMA_VERSION = "0.32.15"
 
 

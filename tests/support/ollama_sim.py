@@ -974,6 +974,21 @@ class OllamaSimulator:
         with self._lock:
             return list(self._requests)
 
+    def is_health_check(self, rec: RecordedRequest) -> bool:
+        """HAProxy's own `option httpchk GET /api/version` probe (sent without a Host)."""
+        return rec.method == "GET" and rec.path == "/api/version" and rec.header("host") is None
+
+    def forwarded(self) -> list[RecordedRequest]:
+        """What clients sent through the gateway: every request minus HAProxy's health checks,
+        which arrive at any moment (every 2 s per node), so "the last request" is never one."""
+        return [r for r in self.requests if not self.is_health_check(r)]
+
+    def last(self, path: str) -> RecordedRequest:
+        """The most recent request to `path` (health checks interleave with everything)."""
+        matching = [r for r in self.requests if r.path == path]
+        assert matching, f"no request to {path} reached the simulator"
+        return matching[-1]
+
     @property
     def disconnects(self) -> list[Disconnect]:
         with self._lock:

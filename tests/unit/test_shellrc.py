@@ -145,13 +145,28 @@ def test_block_refuses_path_with_newline() -> None:
 
 # ---------------------------------------------------------------- insert / replace / remove
 
+def crlf(block: str) -> str:
+    """The block as inserted into a CRLF file: command lines end in ` #` (CR in a comment)."""
+    return "\r\n".join(line + " #" if line and not line.startswith("#") else line
+                       for line in block.split("\n"))
+
+
+def test_block_in_a_crlf_file_keeps_every_cr_inside_a_comment() -> None:
+    text = plan_insert("x=1\r\n", BLOCK)
+    for line in text.split("\n"):
+        code = line.removesuffix("\r")
+        assert "\r" not in code
+        if line.endswith("\r") and code and not code.startswith("#") and code != "x=1":
+            assert code.endswith(" #"), line
+    assert "if [ -r '/cfg/env.sh' ]; then . '/cfg/env.sh'; fi #\r\n" in text
+
 @pytest.mark.parametrize(("before", "after"), [
     ("", "\n" + BLOCK),
     ("x=1", "x=1\n" + BLOCK),
     ("x=1\n", "x=1\n\n" + BLOCK),
     ("x=1\n\n", "x=1\n\n\n" + BLOCK),
-    ("x=1\r\ny=2\r\n", "x=1\r\ny=2\r\n\r\n" + BLOCK.replace("\n", "\r\n")),
-    ("x=1\r\ny=2", "x=1\r\ny=2\r\n" + BLOCK.replace("\n", "\r\n")),
+    ("x=1\r\ny=2\r\n", "x=1\r\ny=2\r\n\r\n" + crlf(BLOCK)),
+    ("x=1\r\ny=2", "x=1\r\ny=2\r\n" + crlf(BLOCK)),
 ])
 def test_insert_appends_after_one_line_break(before: str, after: str) -> None:
     assert plan_insert(before, BLOCK) == after
@@ -168,7 +183,7 @@ def test_replace_in_place_keeps_everything_around() -> None:
 def test_replace_keeps_missing_final_newline_and_crlf() -> None:
     old = f"a\r\n\r\n  {BEGIN}  \r\nold\r\n{END}"
     new = plan_insert(old, BLOCK)
-    assert new == "a\r\n\r\n" + BLOCK.replace("\n", "\r\n")[:-2]
+    assert new == "a\r\n\r\n" + crlf(BLOCK)[:-2]
     assert plan_remove(new) == "a\r\n"
 
 
