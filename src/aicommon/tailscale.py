@@ -33,6 +33,77 @@ class TailscaleState:
     addresses: tuple[str, ...]  # this node's Tailscale IPs (v4 first)
     dns_name: str
     tailnet: str
+    has_netmap: bool = True  # CurrentTailnet is null until a network map arrives
+    auth_url: str = ""
+    key_expiry: str = ""  # Self.KeyExpiry (RFC 3339), "" when absent
+    key_expired: bool = False  # Self.Expired, or KeyExpiry in the past
+
+
+def _expired(stamp: str) -> bool:
+    """Is a Go time (RFC 3339, maybe with nanoseconds) in the past? Zero time is not."""
+    import re
+    from datetime import UTC, datetime
+
+    plain = re.sub(r"\.\d+", "", stamp).replace("Z", "+00:00")
+    try:
+        when = datetime.fromisoformat(plain)
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.year > 1 and when <= datetime.now(UTC)
+
+
+def diagnose(state: TailscaleState) -> tuple[str, str] | None:
+    """One line saying why this device cannot use the tailnet now, and the fix; None if it can.
+
+    `tailscale status --json` exits 0 in every backend state (ipn/backend.go lists them), so
+    the state, not the exit code, says what is wrong. Addresses are still listed while Stopped
+    and while NeedsLogin with a stale network map: they do not mean the device is connected.
+    """
+    s = state.backend_state
+    if s == "Running":
+        if state.addresses:
+            return None
+        return ("Tailscale is running but has no Tailscale address yet",
+                "wait a few seconds, then check `tailscale status`")
+    if s == "Stopped":
+        return ("Tailscale is stopped (disconnected); the addresses it still lists do not work",
+                "connect: `tailscale up` (or Connect in the Tailscale app)")
+    if s == "NeedsLogin":
+        if state.key_expired:
+            when = f" ({state.key_expiry[:10]})" if state.key_expiry else ""
+            return (f"Tailscale needs login: this device's key expired{when}",
+                    "log in again with `tailscale up`; for a server, disable key expiry "
+                    "for it in the admin console (Machines)")
+        if state.has_netmap:
+            return ("Tailscale needs login again (its key expired or it was logged out); the "
+                    "addresses it still lists do not work", "log in again: `tailscale up`")
+        return ("Tailscale is logged out on this device",
+                f"log in at {state.auth_url}" if state.auth_url else "log in: `tailscale up`")
+    if s == "NeedsMachineAuth":
+        return ("this device is waiting for approval by the tailnet admin",
+                "approve it in the Tailscale admin console (Machines)")
+    if s == "InUseOtherUser":
+        return ("Tailscale on this computer is in use by another user account",
+                "log in to Tailscale as this user (the Tailscale app), or use the account "
+                "that owns it")
+    if s == "Starting":
+        return ("Tailscale is still connecting to the tailnet",
+                "wait a few seconds; if it stays so, check `tailscale status`")
+    if s == "NoState":
+        return ("tailscaled has no state yet (it is starting or was never set up)",
+                "start Tailscale and log in: `tailscale up`")
+    return (f"Tailscale is in an unexpected state {s!r}", "check `tailscale status`")
+
+
+USERSPACE_CLIENT = ("Tailscale on this device runs in userspace networking (TUN false): programs "
+                    "here cannot reach 100.x addresses or MagicDNS names (only through "
+                    "tailscaled's SOCKS5/HTTP proxy, which Aider and Claude Code are not "
+                    "set up to use)")
+USERSPACE_CLIENT_FIX = ("run Tailscale with a TUN device: on macOS the Tailscale app, or "
+                        "`sudo brew services start tailscale`; on Linux the packaged tailscaled "
+                        "service (as root, without --tun=userspace-networking)")
 
 
 def cli_path() -> str:
@@ -72,12 +143,18 @@ def parse_status(raw: str) -> TailscaleState:
     addrs.sort(key=lambda a: ":" in a)  # IPv4 first
     tailnet: dict[str, Any] = (doc["CurrentTailnet"] if isinstance(doc.get("CurrentTailnet"), dict)
                                else {})
+    expiry = self_node.get("KeyExpiry")
+    expiry = expiry if isinstance(expiry, str) else ""
     return TailscaleState(
         backend_state=str(doc.get("BackendState", "NoState")),
         tun=doc.get("TUN") is not False,
         addresses=tuple(addrs),
-        dns_name=str(self_node.get("DNSName", "")).rstrip("."),
+        dns_name=str(self_node.get("DNSName") or "").rstrip("."),
         tailnet=str(tailnet.get("Name", "")),
+        has_netmap=isinstance(doc.get("CurrentTailnet"), dict),
+        auth_url=str(doc.get("AuthURL") or ""),
+        key_expiry=expiry,
+        key_expired=self_node.get("Expired") is True or (bool(expiry) and _expired(expiry)),
     )
 
 
@@ -134,12 +211,12 @@ def wait_running(timeout: float, poll: float = 1.0) -> TailscaleState:
     deadline = time.monotonic() + timeout
     while True:
         state = status()
-        if state.backend_state == "Running" and state.addresses:
+        problem = diagnose(state)
+        if problem is None:
             return state
         if time.monotonic() >= deadline:
             raise AiError(
-                f"Tailscale is not running (state {state.backend_state}, "
-                f"{len(state.addresses)} address(es)) after waiting {timeout:g} s",
-                "start Tailscale and log in (`tailscale up`); the gateway never listens "
-                "anywhere else", code="tailscale.not_running", exit_code=ExitCode.UNAVAILABLE)
+                f"{problem[0]} (state {state.backend_state}, after waiting {timeout:g} s)",
+                f"{problem[1]}; the gateway never listens anywhere else",
+                code="tailscale.not_running", exit_code=ExitCode.UNAVAILABLE)
         time.sleep(poll)

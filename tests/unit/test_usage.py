@@ -85,6 +85,7 @@ def log_text() -> str:
 
 def tailnet_doc() -> dict[str, Any]:
     doc = tsfake.status_doc()  # Self: studio, 100.101.102.103
+    doc["Peer"] = {}
     doc["Peer"]["nodekey:5c1d2e3f"] = {
         "ID": "n5678", "PublicKey": "nodekey:5c1d2e3f", "HostName": "bob-mbp",
         "DNSName": "bob-mbp.tail1234.ts.net.", "OS": "macOS",
