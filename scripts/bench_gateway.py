@@ -704,7 +704,7 @@ class Stack:
         sys.path.insert(0, str(REPO / "src"))
         from tests.support.gatewayproc import start_gateway
 
-        from aiserver.gateway import haproxy_binary
+        from aiserver.gateway.render import haproxy_binary
 
         os.environ["AI_SERVER_HOME"] = str(self.workdir / "ai-server-home")
         self.sim_port = free_port()

@@ -84,9 +84,9 @@ def audit_pool_nodes(settings: Settings) -> list[Finding]:
     """Every remote pool node is itself a gateway: its admin routes must be refused too."""
     if not settings.pool.nodes:
         return []
-    from aiserver import pool
+    from aiserver.gateway import nodes, pool
 
-    tokens = pool.read_tokens(settings)
+    tokens = nodes.read_tokens(settings)
     found = []
     for node in settings.pool.nodes:
         if not pool.relayed(node, tokens):
@@ -204,7 +204,7 @@ def audit(settings: Settings) -> dict[str, Any]:
     except AiError as err:
         ts_addrs, tun = [], True
         findings.append(Finding("tailscale", False, err.message, err.hint or ""))
-    from aiserver.gatewayctl import resolve_listen
+    from aiserver.gateway.control import resolve_listen
 
     try:
         gw_addrs = list(resolve_listen(settings, 0).addresses)

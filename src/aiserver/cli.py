@@ -77,14 +77,15 @@ _WAIT = click.option("--wait", "wait_seconds", type=click.FloatRange(0), default
 def config_render(ctx: click.Context, output: Path | None, wait_seconds: float) -> None:
     """Render haproxy.cfg (+ JSON error pages, token map) from the settings."""
     app = begin(ctx)
-    from aiserver import gatewayctl
+    from aiserver.gateway import control as gatewayctl
+    from aiserver.gateway.paths import gateway_dir
     from aiserver.settings import load
 
     settings = load(app.config)
     listen = gatewayctl.resolve_listen(settings, wait_seconds)
     for note in listen.notes:
         app.out.warn(note)
-    target = output if output is not None else gatewayctl.gateway_dir(settings) / "current"
+    target = output if output is not None else gateway_dir(settings) / "current"
     rendered = gatewayctl.render_for(settings, listen, target.absolute())
     if output is None:
         click.echo(rendered.config, nl=False)
@@ -100,7 +101,7 @@ def config_render(ctx: click.Context, output: Path | None, wait_seconds: float) 
 def config_validate(ctx: click.Context, wait_seconds: float, as_json: bool) -> None:
     """Check the settings and run `haproxy -c -dW` on the rendered config."""
     app = begin(ctx, as_json)
-    from aiserver import gatewayctl
+    from aiserver.gateway import control as gatewayctl
     from aiserver.settings import load
 
     settings = load(app.config)
@@ -121,7 +122,7 @@ def config_validate(ctx: click.Context, wait_seconds: float, as_json: bool) -> N
 def run_gateway(ctx: click.Context, wait_seconds: float) -> None:
     """Render, validate, then become HAProxy in the foreground (for service managers)."""
     app = begin(ctx)
-    from aiserver import gatewayctl
+    from aiserver.gateway import control as gatewayctl
     from aiserver.settings import load
 
     settings = load(app.config)
@@ -146,7 +147,7 @@ def run_gateway(ctx: click.Context, wait_seconds: float) -> None:
 def reload_gateway(ctx: click.Context, wait_seconds: float, as_json: bool) -> None:
     """Re-render and validate, then reload the running gateway gracefully (streams finish)."""
     app = begin(ctx, as_json)
-    from aiserver import gatewayctl
+    from aiserver.gateway import control as gatewayctl
     from aiserver.settings import load
 
     data = gatewayctl.reload(load(app.config), wait_seconds)
@@ -168,7 +169,7 @@ def pool_group() -> None:
 def pool_status(ctx: click.Context, as_json: bool) -> None:
     """Each node: health, models, in-flight requests."""
     app = begin(ctx, as_json)
-    from aiserver import pool
+    from aiserver.gateway import nodes as pool
     from aiserver.settings import load
 
     settings = load(app.config)
@@ -196,7 +197,8 @@ def pool_status(ctx: click.Context, as_json: bool) -> None:
 def pool_refresh(ctx: click.Context, as_json: bool) -> None:
     """Ask every node for its models, then reload the gateway so routing follows."""
     app = begin(ctx, as_json)
-    from aiserver import gatewayctl, pool
+    from aiserver.gateway import control as gatewayctl
+    from aiserver.gateway import nodes as pool
     from aiserver.settings import load
 
     settings = load(app.config)

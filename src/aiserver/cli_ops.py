@@ -203,7 +203,7 @@ def _finish_change(app: AppContext, data: dict[str, Any], human: Any) -> None:
 def tokens_add(ctx: click.Context, device: str, as_json: bool) -> None:
     """Create a token for DEVICE and print it once (only the token goes to stdout)."""
     app = begin(ctx, as_json)
-    from aiserver import tokens as core
+    from aiserver.gateway import tokens as core
     from aiserver.settings import load
 
     data = core.add(load(app.config), device)
@@ -218,7 +218,7 @@ def tokens_add(ctx: click.Context, device: str, as_json: bool) -> None:
 def tokens_list(ctx: click.Context, as_json: bool) -> None:
     """Show each device with the first characters of its token."""
     app = begin(ctx, as_json)
-    from aiserver import tokens as core
+    from aiserver.gateway import tokens as core
     from aiserver.settings import load
 
     data = core.list_devices(load(app.config))
@@ -242,7 +242,7 @@ def tokens_list(ctx: click.Context, as_json: bool) -> None:
 def tokens_revoke(ctx: click.Context, device: str, as_json: bool) -> None:
     """Remove DEVICE's token; the gateway refuses it after the reload."""
     app = begin(ctx, as_json)
-    from aiserver import tokens as core
+    from aiserver.gateway import tokens as core
     from aiserver.settings import load
 
     data = core.revoke(load(app.config), device)

@@ -48,7 +48,7 @@ def brew_pinned(formula: str = "ollama") -> bool | None:
 
 def status(config: Path | None) -> dict[str, Any]:
     from aicommon.httpclient import request
-    from aiserver.gatewayctl import resolve_listen
+    from aiserver.gateway.control import resolve_listen
 
     settings, cfg = _settings(config)
     paths = server_paths()

@@ -242,7 +242,7 @@ def build_plan(config_file: Path | None, opts: Options) -> Plan:
     if settings_changed:
         files.append(FileChange(cfg, old_settings, to_toml(settings), 0o644, "settings"))
     if settings.gateway.tokens:
-        from aiserver.tokens import token_file
+        from aiserver.gateway.paths import token_file
 
         tokens = token_file(settings)
         if not tokens.exists():
@@ -339,7 +339,7 @@ def wait_http(url: str, ok: Callable[[int], bool], timeout: float, what: str) ->
 
 
 def gateway_urls(settings: Settings) -> list[str]:
-    from aiserver.gatewayctl import resolve_listen
+    from aiserver.gateway.control import resolve_listen
 
     urls = []
     for addr in resolve_listen(settings, 0).addresses:
@@ -381,7 +381,7 @@ def apply(plan: Plan, verify_timeout: float = 60.0) -> None:
             _failpoint(step)
             applied.done.append(action)
             if action.verb == "reload":
-                from aiserver.gatewayctl import reload
+                from aiserver.gateway.control import reload
 
                 reload(plan.settings, 30)
             else:
@@ -457,7 +457,7 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
         manifest_path.unlink()
     kept = [str(cfg), str(paths.log_dir)]
     if purge:
-        from aiserver.tokens import token_file
+        from aiserver.gateway.paths import token_file
 
         for p in (cfg, token_file(settings)):
             if p.exists():

@@ -155,7 +155,7 @@ def check_ollama(settings: Settings) -> Check:
 
 def haproxy_version() -> tuple[str, str] | None:
     """(full version string, upstream x.y.z) of the haproxy on PATH."""
-    from aiserver.gateway import haproxy_binary
+    from aiserver.gateway.render import haproxy_binary
 
     binary = system.find_program(haproxy_binary(), system.find_brew())
     if binary is None:

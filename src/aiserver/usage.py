@@ -1,6 +1,6 @@
 """The gateway's access log: parse it, read its tail, follow it, and summarise usage.
 
-One JSON object per line, as rendered from gateway.LOG_FIELDS; any other line (an HAProxy
+One JSON object per line, as rendered from gateway.render.LOG_FIELDS; any other line (an HAProxy
 notice, a half-written line) is skipped and counted. Percentiles use the nearest-rank method:
 the p-th percentile of n sorted values is the value at 1-based rank ceil(p/100 * n), so it is
 always an observed value and the median of an even count is the lower middle one.

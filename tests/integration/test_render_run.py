@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aiserver.gateway import render
+from aiserver.gateway.render import render
 from aiserver.settings import parse
 from tests.support import tsfake
 from tests.support.gatewayproc import free_port, settings_toml

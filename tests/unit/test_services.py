@@ -110,7 +110,7 @@ def test_pool_node_names_only_reach_tailscale_or_loopback_addresses(
     """A MagicDNS name answered by another DNS must never get the node's token."""
     import socket
 
-    from aiserver import pool
+    from aiserver.gateway import nodes, pool
     from aiserver.settings import parse
 
     answers = {"evil": "203.0.113.7", "good": "100.101.1.2"}
@@ -120,19 +120,19 @@ def test_pool_node_names_only_reach_tailscale_or_loopback_addresses(
                                                               port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
-    assert pool.safe_address("evil.tail1234.ts.net:11434") is None
-    assert pool.safe_address("good.tail1234.ts.net:11434") == "100.101.1.2:11434"
+    assert nodes.safe_address("evil.tail1234.ts.net:11434") is None
+    assert nodes.safe_address("good.tail1234.ts.net:11434") == "100.101.1.2:11434"
     s = parse('[pool]\nnodes = ["evil.tail1234.ts.net:11434", "good.tail1234.ts.net:11434"]\n')
-    out = pool.render_pool(s, tmp_path, tmp_path, {}, {
-        "evil.tail1234.ts.net:11434": "token-evil-0123456789",
-        "good.tail1234.ts.net:11434": "token-good-0123456789"})
+    tokens = {"evil.tail1234.ts.net:11434": "token-evil-0123456789",
+              "good.tail1234.ts.net:11434": "token-good-0123456789"}
+    out = pool.render_pool(s, tmp_path, tmp_path, {}, tokens, nodes.addresses(s, tokens))
     assert "203.0.113.7" not in out.backends
     assert "evil.tail1234.ts.net:11434 init-addr none" in out.backends
     assert "100.101.1.2:11434" in out.backends
 
 
 def test_pool_model_names_cannot_inject_map_lines(tmp_path: Path) -> None:
-    from aiserver import pool
+    from aiserver.gateway import pool
     from aiserver.settings import parse
 
     s = parse('[pool]\nnodes = ["127.0.0.1:11434", "127.0.0.2:11434"]\n')

@@ -15,9 +15,9 @@ import pytest
 from aicommon.clikit import make_group, run_main
 from aicommon.errors import AiError, ExitCode
 from aiserver import acl as acl_core
-from aiserver import gateway
-from aiserver import tokens as core
 from aiserver.cli_ops import acl, logs, tokens, usage
+from aiserver.gateway import render as gateway
+from aiserver.gateway import tokens as core
 from aiserver.settings import Gateway, Settings
 
 

@@ -1,7 +1,5 @@
-"""The gateway: render HAProxy's config from the settings, validate it, run and reload it.
-
-render() is pure (settings + resolved addresses + target dir → files); the rest talk to
-haproxy through the runner.
+"""Render HAProxy's config and files from the settings (pure: settings + resolved names +
+target dir → files). `control` writes, validates, runs and reloads them.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from typing import Any
 from aicommon import __version__, resources
 from aicommon.errors import AiError, ExitCode
 from aiserver.allowlist import Entry, entries_for
+from aiserver.gateway.pool import CHECK, render_pool
 from aiserver.settings import Settings, duration_ms
 
 ERRORFILE_CODES = (400, 401, 403, 404, 405, 408, 413, 429, 500, 501, 502, 503, 504)
@@ -175,13 +174,11 @@ def single_backend(settings: Settings) -> str:
         ""])
 
 
-CHECK = "check inter 2s fastinter 500ms downinter 1s rise 1 fall 2"
-
-
 def render(settings: Settings, listen: list[str], target_dir: Path, *,
            token_map: str | None = None, stats_socket: Path | None = None,
            pool_models: dict[str, list[dict[str, Any]]] | None = None,
-           pool_tokens: dict[str, str] | None = None) -> Rendered:
+           pool_tokens: dict[str, str] | None = None,
+           pool_addresses: dict[str, str | None] | None = None) -> Rendered:
     """Everything HAProxy needs, as files relative to target_dir (which the config names)."""
     g, lim, t = settings.gateway, settings.limits, settings.timeouts
     if not listen:
@@ -208,10 +205,8 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         auth = auth_block(target_dir / "tokens.map") + "\n"
     acls, allow = allowlist_block(entries_for(g.profiles))
     if settings.pool.nodes:
-        from aiserver.pool import render_pool
-
         pooled = render_pool(settings, target_dir, socket_path.parent, pool_models or {},
-                             pool_tokens or {})
+                             pool_tokens or {}, pool_addresses or {})
         backends, routing = pooled.backends, pooled.routing
         files += [RenderedFile(rel, text, 0o644) for rel, text in pooled.files]
     else:

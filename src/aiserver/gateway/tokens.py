@@ -1,6 +1,6 @@
 """Per-device tokens: add, list and revoke lines of the `<token> <device>` map file.
 
-The file stays parseable by gateway.parse_token_map: a token line may be preceded by a
+The file stays parseable by render.parse_token_map: a token line may be preceded by a
 `# added <UTC time>` comment (kept with it and removed with it); other comments and hand-made
 lines are left alone. Every write is atomic with mode 600. After a change a running gateway
 is reloaded gracefully so the change applies without dropping streams.
@@ -17,8 +17,9 @@ from typing import Any
 
 from aicommon.errors import AiError, ExitCode
 from aicommon.fsutil import atomic_write
-from aicommon.paths import server_paths
-from aiserver import gateway, gatewayctl
+from aiserver.gateway import control as gatewayctl
+from aiserver.gateway import render as gateway
+from aiserver.gateway.paths import token_file
 from aiserver.settings import Settings
 
 HEADER = ("# ai-server per-device tokens: one '<token> <device>' per line; keep this file "
@@ -26,13 +27,6 @@ HEADER = ("# ai-server per-device tokens: one '<token> <device>' per line; keep 
           "# Managed by `ai-server tokens add|list|revoke`; hand edits are kept.\n")
 PREFIX_CHARS = 6
 _ADDED = re.compile(r"^#\s*added\s+(\S+)\s*$")
-
-
-def token_file(settings: Settings) -> Path:
-    """The map file: gateway.tokens_file, else <config dir>/tokens.map (as the gateway reads)."""
-    if settings.gateway.tokens_file:
-        return Path(settings.gateway.tokens_file).expanduser()
-    return server_paths().config_dir / "tokens.map"
 
 
 def new_token() -> str:

@@ -1,4 +1,5 @@
-"""Gateway lifecycle: resolve addresses, write a generation of files, validate, run, reload.
+"""Gateway lifecycle: resolve addresses, write a generation of files, validate, run, reload;
+the runtime API.
 
 Each render goes into its own directory `gen-<hash>` under the gateway dir and `current` is a
 symlink to the one in force; haproxy runs with `-f current/haproxy.cfg`, so a reload that fails
@@ -21,9 +22,10 @@ from pathlib import Path
 from aicommon import tailscale
 from aicommon.errors import AiError, ExitCode
 from aicommon.fsutil import atomic_write
-from aicommon.paths import server_paths
 from aicommon.runner import run
-from aiserver import gateway
+from aiserver.gateway import nodes
+from aiserver.gateway import render as gateway
+from aiserver.gateway.paths import gateway_dir, pid_file, stats_socket, token_file
 from aiserver.settings import Settings, split_hostport
 
 KEEP_GENERATIONS = 3
@@ -33,21 +35,6 @@ KEEP_GENERATIONS = 3
 class Listen:
     addresses: tuple[str, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
-
-
-def gateway_dir(settings: Settings) -> Path:
-    del settings  # one gateway per user; kept as a parameter for symmetry with other paths
-    return server_paths().state_dir / "gateway"
-
-
-def stats_socket(settings: Settings) -> Path:
-    if settings.gateway.stats_socket:
-        return Path(settings.gateway.stats_socket).expanduser()
-    return gateway_dir(settings) / "admin.sock"
-
-
-def pid_file(settings: Settings) -> Path:
-    return gateway_dir(settings) / "haproxy.pid"
 
 
 def resolve_listen(settings: Settings, wait_seconds: float) -> Listen:
@@ -88,8 +75,6 @@ def resolve_listen(settings: Settings, wait_seconds: float) -> Listen:
 def token_map_text(settings: Settings) -> str | None:
     if not settings.gateway.tokens:
         return None
-    from aiserver.tokens import token_file
-
     path = token_file(settings)
     try:
         st = path.stat()
@@ -106,24 +91,22 @@ def token_map_text(settings: Settings) -> str | None:
 
 def render_for(settings: Settings, listen: Listen, target: Path,
                socket_path: Path | None = None) -> gateway.Rendered:
-    pool_models = pool_tokens = None
+    pool_models = pool_tokens = pool_addresses = None
     if settings.pool.nodes:
-        from aiserver import pool
-
-        pool_models, pool_tokens = pool.stored_models(settings), pool.read_tokens(settings)
+        pool_models, pool_tokens = nodes.stored_models(settings), nodes.read_tokens(settings)
+        pool_addresses = nodes.addresses(settings, pool_tokens)
     return gateway.render(settings, list(listen.addresses), target,
                           token_map=token_map_text(settings),
                           stats_socket=socket_path or stats_socket(settings),
-                          pool_models=pool_models, pool_tokens=pool_tokens)
+                          pool_models=pool_models, pool_tokens=pool_tokens,
+                          pool_addresses=pool_addresses)
 
 
 def refresh_pool(settings: Settings) -> dict[str, object] | None:
     """With a pool: ask every node for its models now (run and reload do this first)."""
     if not settings.pool.nodes:
         return None
-    from aiserver import pool
-
-    return pool.refresh(settings)
+    return nodes.refresh(settings)
 
 
 def write_files(rendered: gateway.Rendered, target: Path) -> list[Path]:

@@ -1,5 +1,7 @@
 """Several Ollama nodes behind one gateway: health, model-aware routing, session affinity.
 
+This module renders (pure); `nodes` keeps the pool's state (tokens, model lists, status).
+
 HAProxy does the balancing. Every node has a health-anchor backend (`node_<i>`, checked on
 GET /api/version); routing groups (`pool_<i>_<j>…`: the nodes that have a model) track those
 checks. The model of a request is read from the first 16 KB of its body (clients put
@@ -13,17 +15,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import socket
-import stat
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aicommon.errors import AiError, ExitCode
-from aicommon.fsutil import atomic_write
-from aicommon.tailscale import is_tailscale_ip
-from aiserver.gateway import CHECK
 from aiserver.settings import Settings, split_hostport
 
 BODY_PEEK = "16k"  # how much of a POST body HAProxy waits for to find "model"
@@ -31,6 +26,7 @@ SESSION_HEADER = "x-claude-code-session-id"
 MODEL_FROM_BODY = (r"""'req.body,regsub("^.*?\"model\"[[:space:]]*:[[:space:]]*\"([^\"]+)\".*$","""
                    r""""\1")'""")
 HAS_MODEL = "'\"model\"[[:space:]]*:[[:space:]]*\"'"
+CHECK = "check inter 2s fastinter 500ms downinter 1s rise 1 fall 2"
 
 
 @dataclass(frozen=True)
@@ -54,33 +50,6 @@ def is_local(node: str) -> bool:
 
 def relay_socket(sock_dir: Path, index: int) -> Path:
     return sock_dir / f"relay-{index}.sock"
-
-
-def safe_address(node: str) -> str | None:
-    """Where a node really is: the literal address, or what its MagicDNS name resolves to now
-    — but only if that is a loopback or Tailscale address (a name answered by another DNS
-    must never receive the node's token or users' prompts). None: unusable for now."""
-    host, port = split_hostport(node, "pool node")
-    try:
-        ipaddress.ip_address(host)
-        return node
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return None
-    for info in infos:
-        ip = str(info[4][0])
-        if ipaddress.ip_address(ip).is_loopback or is_tailscale_ip(ip):
-            return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-    return None
-
-
-def resolved(node: str) -> str:
-    """The relay's server address; a node without a safe address stays disabled
-    (`init-addr none`) until a later run or reload resolves it."""
-    return safe_address(node) or f"{node} init-addr none"
 
 
 def relayed(node: str, tokens: dict[str, str]) -> bool:
@@ -117,7 +86,10 @@ def model_names(entries: list[dict[str, Any]]) -> list[str]:
 
 
 def render_pool(settings: Settings, target_dir: Path, sock_dir: Path,
-                models: dict[str, list[dict[str, Any]]], tokens: dict[str, str]) -> PoolRender:
+                models: dict[str, list[dict[str, Any]]], tokens: dict[str, str],
+                addresses: dict[str, str | None] | None = None) -> PoolRender:
+    """addresses: where each node is now (nodes.safe_address); a node without a safe
+    address stays disabled (`init-addr none`) until a later run or reload resolves it."""
     nodes = list(settings.pool.nodes)
     lim = settings.limits
     affinity = settings.pool.affinity == "session"
@@ -134,7 +106,8 @@ def render_pool(settings: Settings, target_dir: Path, sock_dir: Path,
         token = tokens.get(node)
         if token:
             lines.append(f'    http-request set-header Authorization "Bearer {token}"')
-        lines.append(f"    server {server_name(node)} {resolved(node)}")
+        where = (addresses or {}).get(node) or f"{node} init-addr none"
+        lines.append(f"    server {server_name(node)} {where}")
         out += [*lines, ""]
     for i, node in enumerate(nodes):
         address = _address(node, i, sock_dir, tokens)
@@ -234,132 +207,3 @@ def _created(entry: dict[str, Any]) -> int:
         return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
     except ValueError:
         return 0
-
-
-# -- tokens and the stored model lists ------------------------------------------------------
-
-def tokens_path(settings: Settings) -> Path:
-    from aicommon.paths import server_paths
-
-    if settings.pool.tokens_file:
-        return Path(settings.pool.tokens_file).expanduser()
-    return server_paths().config_dir / "pool-tokens.map"
-
-
-def read_tokens(settings: Settings) -> dict[str, str]:
-    path = tokens_path(settings)
-    try:
-        st = path.stat()
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        raise AiError(f"the pool token file {path} is readable by other users",
-                      f"chmod 600 {path}", code="pool.tokens_permissions",
-                      exit_code=ExitCode.CONFIG)
-    tokens = {}
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split()
-        if len(parts) != 2 or parts[0] not in settings.pool.nodes or not re.fullmatch(
-                r"[A-Za-z0-9._~+/=-]{16,256}", parts[1]):
-            raise AiError(f"{path} line {n} is not '<node from pool.nodes> <token>'",
-                          "one line per remote node: host:port and its device token",
-                          code="pool.tokens_invalid", exit_code=ExitCode.CONFIG)
-        tokens[parts[0]] = parts[1]
-    return tokens
-
-
-def models_path(settings: Settings) -> Path:
-    from aiserver.gatewayctl import gateway_dir
-
-    return gateway_dir(settings) / "pool-models.json"
-
-
-def stored_models(settings: Settings) -> dict[str, list[dict[str, Any]]]:
-    try:
-        doc = json.loads(models_path(settings).read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
-    return {node: info.get("models", []) for node, info in doc.get("nodes", {}).items()
-            if node in settings.pool.nodes}
-
-
-def refresh(settings: Settings, timeout: float = 3.0) -> dict[str, Any]:
-    """Ask every node for its models; keep the last known list of a node that is down."""
-    from aicommon.httpclient import request
-
-    tokens = read_tokens(settings)
-    old = stored_models(settings)
-    report: dict[str, Any] = {"time": int(time.time()), "nodes": {}}
-    for node in settings.pool.nodes:
-        address = safe_address(node)
-        entry: dict[str, Any]
-        if address is None:
-            report["nodes"][node] = {"ok": False, "models": old.get(node, []),
-                                     "stale": node in old,
-                                     "error": "does not resolve to a Tailscale address"}
-            continue
-        url = f"http://{address}/api/tags"
-        headers = {"Authorization": f"Bearer {tokens[node]}"} if node in tokens else {}
-        try:
-            resp = request("GET", url, headers=headers, timeout=(timeout, timeout),
-                           what=f"pool node {node}")
-            if resp.status != 200:
-                raise AiError(f"HTTP {resp.status}", code="pool.node_status")
-            entry = {"ok": True, "models": resp.json().get("models") or []}
-        except AiError as err:
-            entry = {"ok": False, "error": err.message, "models": old.get(node, []),
-                     "stale": node in old}
-        report["nodes"][node] = entry
-    path = models_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
-    return report
-
-
-# -- status from the stats socket --------------------------------------------------------------
-
-def show_stat(sock: Path) -> list[dict[str, str]]:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(3)
-        s.connect(str(sock))
-        s.sendall(b"show stat\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    lines = data.decode().splitlines()
-    if not lines or not lines[0].startswith("# "):
-        return []
-    header = lines[0][2:].split(",")
-    return [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
-
-
-def status(settings: Settings) -> dict[str, Any]:
-    from aiserver.gatewayctl import stats_socket
-
-    models = stored_models(settings)
-    try:
-        rows = show_stat(stats_socket(settings))
-        live = True
-    except OSError:
-        rows, live = [], False
-    nodes = []
-    for i, node in enumerate(settings.pool.nodes):
-        name = server_name(node)
-        anchor = next((r for r in rows if r.get("pxname") == f"node_{i}"
-                       and r.get("svname") == name), {})
-        inflight = sum(int(r.get("scur") or 0) for r in rows
-                       if r.get("svname") == name and r.get("pxname", "").startswith("pool_"))
-        queued = sum(int(r.get("qcur") or 0) for r in rows
-                     if r.get("svname") == name and r.get("pxname", "").startswith("pool_"))
-        nodes.append({"node": node, "local": is_local(node),
-                      "health": anchor.get("status", "unknown") if live else "gateway down",
-                      "in_flight": inflight, "queued": queued,
-                      "models": sorted(model_names(models.get(node, [])))})
-    return {"gateway_running": live, "affinity": settings.pool.affinity, "nodes": nodes}
