@@ -97,6 +97,21 @@ def diagnose(state: TailscaleState) -> tuple[str, str] | None:
     return (f"Tailscale is in an unexpected state {s!r}", "check `tailscale status`")
 
 
+USERSPACE_DELIVERY_HOST = "127.0.0.1"
+USERSPACE_SAFE_HOST = "::1"
+
+
+def delivered_in_userspace(host: str) -> bool:
+    """Would tailscaled in userspace mode deliver tailnet connections to a listener on `host`?
+
+    For a connection to one of this node's Tailscale addresses it dials 127.0.0.1:<port>, for
+    every port the policy allows, and never ::1 (tailscale v1.103 wgengine/netstack/netstack.go,
+    acceptTCP: `case isTailscaleIP: dialIP = ipv4Loopback`). A listener on 127.0.0.1 or on a
+    wildcard address accepts that; only IPv6 loopback is certainly out of its reach.
+    """
+    return host.strip("[]") != USERSPACE_SAFE_HOST
+
+
 USERSPACE_CLIENT = ("Tailscale on this device runs in userspace networking (TUN false): programs "
                     "here cannot reach 100.x addresses or MagicDNS names (only through "
                     "tailscaled's SOCKS5/HTTP proxy, which Aider and Claude Code are not "

@@ -80,24 +80,16 @@ def check_brew() -> Check:
                  "install Homebrew (https://brew.sh) to manage Ollama and HAProxy with it")
 
 
-USERSPACE_UPSTREAM_HOST = "::1"
-
-
 def reached_by_userspace_tailscaled(upstream: str) -> bool:
-    """Would a userspace-mode tailscaled deliver tailnet connections to this Ollama address?
-
-    It dials 127.0.0.1:<port> for every port the policy allows and never ::1
-    (wgengine/netstack/netstack.go, acceptTCP: `case isTailscaleIP: dialIP = ipv4Loopback`),
-    so only an Ollama on IPv6 loopback is out of its reach.
-    """
+    """Would a userspace-mode tailscaled deliver tailnet connections to this Ollama address?"""
     host, _ = split_hostport(upstream)
-    return host != USERSPACE_UPSTREAM_HOST
+    return tailscale.delivered_in_userspace(host)
 
 
 def userspace_upstream(upstream: str) -> str:
     """Where Ollama listens instead when Tailscale runs in userspace mode: [::1], same port."""
     _, port = split_hostport(upstream)
-    return f"[{USERSPACE_UPSTREAM_HOST}]:{port}"
+    return f"[{tailscale.USERSPACE_SAFE_HOST}]:{port}"
 
 
 def check_tailscale(settings: Settings) -> list[Check]:

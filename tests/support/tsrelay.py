@@ -6,19 +6,26 @@ every port the tailnet policy allows (tailscale v1.103, wgengine/netstack/netsta
 acceptTCP: `case isTailscaleIP: dialIP = ipv4Loopback`; forwardTCP dials it with a plain
 net.Dialer). It never dials ::1, and when nothing listens there the peer gets a reset.
 
-    python3 tests/support/tsrelay.py ENTRY_ADDRESS PORT [PORT ...]
+    ip netns exec PEER python3 tests/support/tsrelay.py NETNS_PATH TAILSCALE_IP PORT [PORT ...]
 
-listens on ENTRY_ADDRESS:PORT (the address peers' packets arrive on, in the test's network
-namespace) and forwards each accepted connection to 127.0.0.1:PORT in the same way. Prints
-"ready" on stdout once every port listens.
+Started in the peer's network namespace, it listens there on TAILSCALE_IP:PORT (the server's
+tailnet address as the peer sees it), then moves into the server's namespace (NETNS_PATH,
+e.g. /var/run/netns/<name>) and dials 127.0.0.1:PORT there for each accepted connection.
+Like tailscaled's netstack, it has no socket of its own in the server's namespace, and the
+server has no route to its own tailnet address. Prints "ready" once every port listens.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import os
 import socket
 import sys
 import threading
+
+CLONE_NEWNET = 0x40000000
 
 
 def _pipe(src: socket.socket, dst: socket.socket) -> None:
@@ -52,14 +59,29 @@ def _accept_loop(listener: socket.socket, port: int) -> None:
         threading.Thread(target=_serve, args=(conn, port), daemon=True).start()
 
 
+def _enter(netns_path: str) -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    fd = os.open(netns_path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns({netns_path}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
 def main(argv: list[str]) -> int:
-    entry, ports = argv[0], [int(p) for p in argv[1:]]
-    threads = []
+    netns_path, entry, ports = argv[0], argv[1], [int(p) for p in argv[2:]]
+    listeners = []
     for port in ports:
         listener = socket.socket(socket.AF_INET6 if ":" in entry else socket.AF_INET)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((entry, port))
         listener.listen(64)
+        listeners.append((listener, port))
+    _enter(netns_path)  # threads started from here on dial inside the server's namespace
+    threads = []
+    for listener, port in listeners:
         t = threading.Thread(target=_accept_loop, args=(listener, port), daemon=True)
         t.start()
         threads.append(t)

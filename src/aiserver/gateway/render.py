@@ -17,7 +17,7 @@ from aicommon import __version__, resources
 from aicommon.errors import AiError, ExitCode
 from aiserver.allowlist import Entry, entries_for
 from aiserver.gateway.pool import CHECK, render_pool
-from aiserver.settings import Settings, duration_ms
+from aiserver.settings import Settings, duration_ms, split_hostport
 
 ERRORFILE_CODES = (400, 401, 403, 404, 405, 408, 413, 429, 500, 501, 502, 503, 504)
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
@@ -94,9 +94,13 @@ def _http_errorfile(code: int) -> str:
     return head + body
 
 
-def bind_line(addr: str, port: int) -> str:
+def bind_address(addr: str, port: int) -> str:
     ip = ipaddress.ip_address(addr)
-    return f"    bind [{ip}]:{port}" if ip.version == 6 else f"    bind {ip}:{port}"
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def bind_line(addr: str, port: int) -> str:
+    return f"    bind {bind_address(addr, port)}"
 
 
 def allowlist_block(entries: list[Entry]) -> tuple[str, str]:
@@ -252,7 +256,9 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         "max_body_digits": str(len(str(lim.max_body_bytes))),
         "backends": backends,
         "routing": routing,
-        "metrics_port": str(g.metrics_port),
+        # The exporter shares Ollama's loopback address: [::1] when Tailscale's userspace
+        # networking would deliver tailnet connections to anything on 127.0.0.1.
+        "metrics_bind": bind_address(split_hostport(g.upstream)[0], g.metrics_port),
     }
     for key in ("body_429_conn", "body_429_rate", "body_403_path", "body_403_route",
                 "body_411", "body_413"):
