@@ -112,6 +112,11 @@ def delivered_in_userspace(host: str) -> bool:
     return host.strip("[]") != USERSPACE_SAFE_HOST
 
 
+USERSPACE_CLIENTS_NOTE = ("Tailscale runs in userspace networking: every tailnet client reaches "
+                          "the gateway from 127.0.0.1, so per-source limits count all clients "
+                          "together and usage cannot tell devices apart by address (`tailscale "
+                          "whois` knows a client only while its connection is open); give each "
+                          "device a token (`ai-server tokens add DEVICE`) to name it")
 USERSPACE_CLIENT = ("Tailscale on this device runs in userspace networking (TUN false): programs "
                     "here cannot reach 100.x addresses or MagicDNS names (only through "
                     "tailscaled's SOCKS5/HTTP proxy, which Aider and Claude Code are not "

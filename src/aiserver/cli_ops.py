@@ -161,7 +161,7 @@ def usage(ctx: click.Context, since: timedelta | None, by: str, log_file: Path |
     read = core.read_log(path)
     names: dict[str, str] = {}
     notes: list[str] = []
-    if by == "device" and any(e.device == "-" for e in read.entries):
+    if by in ("device", "client") and any(e.device == "-" for e in read.entries):
         names, note = core.tailnet_names()
         if note:
             notes.append(note)

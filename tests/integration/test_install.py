@@ -252,6 +252,10 @@ def test_userspace_install_moves_ollama_to_ipv6_loopback(stack: Stack) -> None:
     found = {c["name"]: c for c in json.loads(doctor.stdout)["data"]["checks"]}
     assert found["tailscale-tun"]["status"] == "WARN"
     assert "127.0.0.1" in found["tailscale-tun"]["detail"]
+    status = json.loads(stack.cli("status", "--json").stdout)["data"]
+    assert "every tailnet client reaches the gateway from 127.0.0.1" in \
+        status["tailscale"]["note"]
+    assert "NOTE" in stack.cli("status").stdout
 
 
 def test_brew_managed_services_use_our_definitions(tmp_path: Path) -> None:

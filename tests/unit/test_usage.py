@@ -274,6 +274,21 @@ def test_tailnet_names_when_tailscale_is_down_or_missing(
     assert names == {} and note is not None and "unavailable" in note
 
 
+def test_userspace_networking_says_every_client_is_127_0_0_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tailscaled in userspace mode dials the gateway from 127.0.0.1 for every peer."""
+    env: dict[str, str] = {}
+    doc = tailnet_doc()
+    doc["TUN"] = False
+    tsfake.install(env, tmp_path, doc)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    names, note = usage.tailnet_names()
+    assert names == NAMES
+    assert note is not None and "127.0.0.1" in note and "tokens add" in note
+
+
 def test_access_log_path_is_in_the_log_dir(isolated_home: Path) -> None:
     from aiserver.settings import Settings
 
