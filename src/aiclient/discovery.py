@@ -28,8 +28,9 @@ def choose_server(found: list[tailscale.Peer]) -> tailscale.Peer | None:
     """The only tagged server, or None when the caller must ask (several)."""
     if not found:
         raise AiError("no device on the tailnet is tagged tag:ai-server",
-                      "tag the server in the Tailscale admin console (or `tailscale up "
-                      "--advertise-tags=tag:ai-server` on it), or pass --server NAME",
+                      "tag the server (only the server) tag:ai-server: admin console -> "
+                      "Machines -> Edit ACL tags, or `tailscale up --advertise-tags=tag:ai-server`"
+                      " on it (`ai-server acl` prints the policy); or pass --server NAME",
                       code="discovery.none", exit_code=ExitCode.UNAVAILABLE)
     return found[0] if len(found) == 1 else None
 

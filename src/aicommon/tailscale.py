@@ -226,6 +226,34 @@ def peers(raw: str) -> list[Peer]:
     return sorted(found, key=lambda p: p.address)
 
 
+def member_login(raw: str | None = None) -> str | None:
+    """A person's login on this tailnet (this node's user first), for policy tests.
+
+    Tagged nodes belong to the "tagged-devices" user, which is nobody; None when no person's
+    login is known (or Tailscale cannot be asked).
+    """
+    if raw is None:
+        try:
+            raw = status_json()
+        except AiError:
+            return None
+    try:
+        doc: Any = json.loads(raw)
+    except ValueError:
+        return None
+    users = doc.get("User") if isinstance(doc, dict) else None
+    if not isinstance(users, dict):
+        return None
+    self_node = doc.get("Self") if isinstance(doc.get("Self"), dict) else {}
+    first = str(self_node.get("UserID", ""))
+    ordered = sorted(users.items(), key=lambda kv: kv[0] != first)
+    for _, profile in ordered:
+        login = profile.get("LoginName") if isinstance(profile, dict) else None
+        if isinstance(login, str) and "@" in login and login != "tagged-devices":
+            return login
+    return None
+
+
 def wait_running(timeout: float, poll: float = 1.0) -> TailscaleState:
     """Wait (bounded) for BackendState Running with at least one address."""
     deadline = time.monotonic() + timeout
