@@ -100,7 +100,15 @@ def test(ctx: click.Context, model: str | None, quick: bool, server: str | None,
     """Check the server end to end, as Aider and Claude Code will use it."""
     app = begin(ctx, as_json)
     target = resolve_target(app.config, server, token, model)
+    from urllib.parse import urlsplit
+
     from aiclient.conformance import run_suite
+    from aiclient.discovery import local_tailscale_problem
+
+    host = urlsplit(target.base_url).hostname
+    blocked = local_tailscale_problem(host) if host else None
+    if blocked is not None:  # e.g. userspace networking here: nothing could pass
+        raise blocked
 
     app.out.detail(f"testing {target.base_url}")
     result = run_suite(target.base_url, target.api_key, target.model, quick,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,9 +18,9 @@ def tagged_servers() -> list[tailscale.Peer]:
     """Peers tagged tag:ai-server (raises when Tailscale is not usable)."""
     raw = tailscale.status_json()
     state = tailscale.parse_status(raw)
-    if state.backend_state != "Running":
-        raise AiError(f"Tailscale is not running on this device (state {state.backend_state})",
-                      "start Tailscale and log in (`tailscale up`)", code="tailscale.down",
+    problem = tailscale.diagnose(state)
+    if problem is not None:
+        raise AiError(problem[0], problem[1], code="tailscale.down",
                       exit_code=ExitCode.UNAVAILABLE)
     return [p for p in tailscale.peers(raw) if SERVER_TAG in p.tags]
 
@@ -27,8 +29,9 @@ def choose_server(found: list[tailscale.Peer]) -> tailscale.Peer | None:
     """The only tagged server, or None when the caller must ask (several)."""
     if not found:
         raise AiError("no device on the tailnet is tagged tag:ai-server",
-                      "tag the server in the Tailscale admin console (or `tailscale up "
-                      "--advertise-tags=tag:ai-server` on it), or pass --server NAME",
+                      "tag the server (only the server) tag:ai-server: admin console -> "
+                      "Machines -> Edit ACL tags, or `tailscale up --advertise-tags=tag:ai-server`"
+                      " on it (`ai-server acl` prints the policy); or pass --server NAME",
                       code="discovery.none", exit_code=ExitCode.UNAVAILABLE)
     return found[0] if len(found) == 1 else None
 
@@ -54,16 +57,89 @@ def _peer_for(host: str) -> tailscale.Peer | None:
     return None
 
 
+def _on_tailnet(host: str, raw: str) -> bool:
+    """Is `host` a Tailscale address, a MagicDNS name or the name of a peer?"""
+    if tailscale.is_tailscale_ip(host.strip("[]")):
+        return True
+    name = host.lower().rstrip(".")
+    if name.endswith(".ts.net"):
+        return True
+    return any(name in (p.dns_name.lower(), p.host_name.lower())
+               or p.dns_name.lower().startswith(name + ".") for p in tailscale.peers(raw))
+
+
+def local_tailscale_problem(host: str) -> AiError | None:
+    """Why this device cannot reach `host` over Tailscale at all right now (None: no reason).
+
+    Only for tailnet hosts. A device whose tailscaled runs in userspace networking (`TUN`
+    false) has no route to 100.x addresses and no MagicDNS: programs reach the tailnet only
+    through tailscaled's SOCKS5/HTTP proxy.
+    """
+    try:
+        raw = tailscale.status_json()
+        state = tailscale.parse_status(raw)
+    except AiError:
+        return None
+    if not _on_tailnet(host, raw):
+        return None
+    problem = tailscale.diagnose(state)
+    if problem is not None:
+        return AiError(f"cannot reach {host}: {problem[0]}", problem[1],
+                       code="probe.tailscale_down", exit_code=ExitCode.UNAVAILABLE)
+    if not state.tun:
+        return AiError(f"cannot reach {host}: {tailscale.USERSPACE_CLIENT}",
+                       tailscale.USERSPACE_CLIENT_FIX, code="probe.tailscale_userspace",
+                       exit_code=ExitCode.UNAVAILABLE)
+    return None
+
+
+def _resolved(host: str, port: int) -> set[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return set()
+    return {str(ipaddress.ip_address(str(i[4][0]).split("%")[0])) for i in infos}
+
+
+def usable_host(host: str, port: int) -> tuple[str, str | None]:
+    """The host to write into the settings, and a note when it is not `host`.
+
+    `DNSName` is set even when MagicDNS is off, and a device may run with
+    `--accept-dns=false`: a tailnet name is kept only if it resolves here to one of the
+    server's Tailscale addresses; otherwise the server's 100.x address is used instead.
+    """
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return host, None
+    except ValueError:
+        pass
+    peer = _peer_for(host)
+    if peer is None or not peer.addresses:
+        return host, None
+    resolved = _resolved(host, port)
+    if resolved & {str(ipaddress.ip_address(a)) for a in peer.addresses}:
+        return host, None
+    ip = peer.addresses[0]
+    why = (f"resolves to {', '.join(sorted(resolved))}, not to the server's Tailscale address"
+           if resolved else "does not resolve on this device (MagicDNS is off, or Tailscale "
+           "runs with --accept-dns=false)")
+    return ip, (f"{host} {why}: using {ip} instead; rerun `ai-client setup --server {host}` "
+                "once the name resolves")
+
+
 def _transport_diagnosis(host: str, port: int, err: AiError) -> AiError:
     """Why the connection failed, as precisely as the local facts allow."""
     try:
         state = tailscale.status()
     except AiError:
         state = None
-    if state is not None and state.backend_state != "Running":
-        return AiError(f"cannot reach {host}:{port}: Tailscale is not running on this device "
-                       f"(state {state.backend_state})", "start Tailscale: `tailscale up`",
+    problem = tailscale.diagnose(state) if state is not None else None
+    if problem is not None:
+        return AiError(f"cannot reach {host}:{port}: {problem[0]}", problem[1],
                        code="probe.tailscale_down", exit_code=ExitCode.UNAVAILABLE)
+    blocked = local_tailscale_problem(host)
+    if blocked is not None:
+        return blocked
     peer = _peer_for(host)
     if peer is not None and not peer.online:
         return AiError(f"cannot reach {host}:{port}: the server is offline on the tailnet",
@@ -133,6 +209,9 @@ def _get(base_url: str, path: str, headers: dict[str, str], host: str, port: int
 
 
 def probe(host: str, port: int, token: str, with_details: bool = True) -> Probe:
+    blocked = local_tailscale_problem(host)
+    if blocked is not None:
+        raise blocked
     hostpart = f"[{host}]" if ":" in host else host
     base = f"http://{hostpart}:{port}"
     headers = {"Authorization": f"Bearer {token or 'ollama'}"}

@@ -118,7 +118,6 @@ def doctor(config: Path | None, check_shells: bool = True) -> list[dict[str, str
     return checks
 
 
-<<<<<<< HEAD
 def claude_checks(settings: ClientSettings) -> list[dict[str, str]]:
     """Can Claude Code work with the server's context, and does a settings file override
     claude-ollama's values (which file, which key)?"""
@@ -141,7 +140,8 @@ def claude_checks(settings: ClientSettings) -> list[dict[str, str]]:
                          "remove the key from that file (managed settings: ask whoever "
                          "manages this machine)" if found else ""))
     return checks
-=======
+
+
 def tool_installs() -> dict[str, dict[str, Any] | None]:
     """How Claude Code and Aider are installed (method, path, version), None when absent."""
     from aiclient import installs
@@ -151,7 +151,6 @@ def tool_installs() -> dict[str, dict[str, Any] | None]:
                    {"method": str(inst.method), "path": str(inst.path), "real": str(inst.real),
                     "version": inst.version})
             for tool, inst in found.items()}
->>>>>>> versions
 
 
 def status(config: Path | None) -> dict[str, Any]:

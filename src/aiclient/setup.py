@@ -182,6 +182,9 @@ def build_plan(config_file: Path | None, opts: Options, *,
     notes: list[str] = []
     host = _choose_host(opts, current, ask_server)
     port = opts.port or (current.server.port if current else 11434)
+    host, moved = discovery.usable_host(host, port)
+    if moved:
+        notes.append(moved)
     token = check_token(opts.token if opts.token is not None
                         else (current.server.token if current else ""))
     probe = discovery.probe(host, port, token)

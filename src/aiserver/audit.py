@@ -2,8 +2,9 @@
 
 1. Ollama's port listens on loopback only, and nothing answers as Ollama on a Tailscale
    address; 2. the gateway listens only where the settings say and refuses everything outside
-   the allowlist (probes derived from the allowlist table) and enforces tokens; 3. no
-   userspace-networking bypass; plus the HAProxy version.
+   the allowlist (probes derived from the allowlist table) and enforces tokens; 3. with
+   Tailscale in userspace networking, nothing of ours but the gateway listens where tailscaled
+   delivers (127.0.0.1); plus the HAProxy version.
 """
 
 from __future__ import annotations
@@ -196,6 +197,83 @@ def audit_services(settings: Settings) -> list[Finding]:
     return found
 
 
+def _probe_tailscale_addresses(ts_addrs: list[str], up_port: int) -> list[Finding]:
+    """With a TUN device, this machine's own Tailscale addresses route locally: probe them."""
+    found = []
+    for addr in ts_addrs:
+        answer = raw_request(addr, up_port, "GET", "/api/status", timeout=1.0)
+        if answer is None:
+            found.append(Finding("ollama-unreachable", True,
+                                 f"{addr}:{up_port} refuses connections"))
+        elif _from_gateway(answer[1]):
+            found.append(Finding("ollama-unreachable", True,
+                                 f"{addr}:{up_port} is the gateway, not Ollama"))
+        else:
+            found.append(Finding("ollama-unreachable", False,
+                                 f"{addr}:{up_port} answered HTTP {answer[0]} without going "
+                                 "through the gateway", "bind Ollama to 127.0.0.1 only"))
+    return found
+
+
+def _where(socks: list[listeners.Listener]) -> str:
+    return ", ".join(f"{s.address}:{s.port} ({s.process or '?'})" for s in socks)
+
+
+def userspace_findings(settings: Settings, socks: list[listeners.Listener]) -> list[Finding]:
+    """Tailscale in userspace networking: reason from what listens on 127.0.0.1.
+
+    tailscaled delivers a peer's connection to <tailscale-ip>:P as a local connection to
+    127.0.0.1:P for every port P the tailnet policy allows (wgengine/netstack/netstack.go,
+    acceptTCP). A probe of this machine's own 100.x address proves nothing in this mode (no OS
+    route: it never reaches tailscaled), so every socket that accepts 127.0.0.1 counts as
+    reachable by allowed peers. Ollama among them fails the audit.
+    """
+    g = settings.gateway
+    _, up_port = split_hostport(g.upstream)
+    reachable = [s for s in socks if s.address == "127.0.0.1" or s.wildcard]
+    ollama = [s for s in reachable if s.port == up_port and s.process != "haproxy"]
+    answer = raw_request("127.0.0.1", up_port, "GET", "/api/status", timeout=1.0)
+    if answer is not None and not _from_gateway(answer[1]) and not ollama:
+        ollama = [listeners.Listener("127.0.0.1", up_port, "answers without the gateway", None)]
+    rest = [s for s in reachable if s not in ollama
+            and not (s.process == "haproxy" and s.port == g.port)]
+    ours = [s for s in rest if s.process == "haproxy" and s.port == g.metrics_port]
+    # Ollama's model runners (llama-server, or `ollama runner` in older releases) listen on
+    # 127.0.0.1:<ephemeral port> while a model is loaded (llm/llama_server.go: --host 127.0.0.1).
+    runners = [s for s in rest if s.process == "ollama" or s.process.startswith("llama-")]
+    others = [s for s in rest if s not in ours and s not in runners]
+    found = []
+    if ollama:
+        found.append(Finding(
+            "userspace-ollama", False,
+            "Tailscale userspace networking delivers tailnet connections to 127.0.0.1:<port>, "
+            f"and Ollama listens there: {_where(ollama)} — peers reach it without the gateway",
+            f"run `ai-server install` (it moves Ollama to "
+            f"{preflight.userspace_upstream(g.upstream)}, where tailscaled never delivers)"))
+    else:
+        found.append(Finding("userspace-ollama", True, "userspace networking: Ollama does not "
+                             f"listen on 127.0.0.1 (upstream {g.upstream})"))
+    if ours:
+        found.append(Finding("userspace-gateway", False, "userspace networking: the gateway's "
+                             f"metrics listen on 127.0.0.1, where peers reach them: "
+                             f"{_where(ours)}", "reload the gateway (`ai-server reload`): with "
+                             "Ollama on ::1 the metrics move there too"))
+    if runners:
+        found.append(Finding("userspace-others", True,
+                             "userspace networking: Ollama's model runners listen on 127.0.0.1 "
+                             f"({_where(runners)}): peers reach them if the tailnet policy "
+                             "allows their ports",
+                             "remove the default allow-all rule; grant only the gateway port "
+                             "(`ai-server acl`)"))
+    if others:
+        found.append(Finding("userspace-others", True,
+                             "userspace networking: other services on 127.0.0.1 are reachable "
+                             "by every peer the tailnet policy allows on their port: "
+                             f"{_where(others)}",
+                             "grant only the gateway port in the tailnet policy (`ai-server acl`)"))
+    return found
+
+
 def audit(settings: Settings) -> dict[str, Any]:
     started = time.monotonic()
     findings: list[Finding] = []
@@ -246,18 +324,10 @@ def audit(settings: Settings) -> dict[str, Any]:
         findings.append(Finding("gateway-listen", True, "gateway listens on "
                                 + ", ".join(sorted({s.address for s in gw_socks}))))
 
-    for addr in ts_addrs:
-        answer = raw_request(addr, up_port, "GET", "/api/status", timeout=1.0)
-        if answer is None:
-            findings.append(Finding("ollama-unreachable", True,
-                                    f"{addr}:{up_port} refuses connections"))
-        elif _from_gateway(answer[1]):
-            findings.append(Finding("ollama-unreachable", True,
-                                    f"{addr}:{up_port} is the gateway, not Ollama"))
-        else:
-            findings.append(Finding("ollama-unreachable", False,
-                                    f"{addr}:{up_port} answered HTTP {answer[0]} without going "
-                                    "through the gateway", "bind Ollama to 127.0.0.1 only"))
+    if tun:
+        findings += _probe_tailscale_addresses(ts_addrs, up_port)
+    else:
+        findings += userspace_findings(settings, socks)
 
     if gw_addrs:
         probe_host = gw_addrs[0]
@@ -296,16 +366,6 @@ def audit(settings: Settings) -> dict[str, Any]:
                                     f"a request without a token got {got}",
                                     "" if ok else "reload the gateway: `ai-server reload`"))
 
-    if not tun and g.port == up_port:
-        findings.append(Finding("userspace-hazard", False,
-                                "Tailscale userspace networking forwards tailnet traffic on "
-                                f"port {g.port} to 127.0.0.1:{g.port} — Ollama itself",
-                                f"set gateway.port to {up_port + 1} and reinstall"))
-    else:
-        findings.append(Finding("userspace-hazard", True,
-                                "kernel networking" if tun else "userspace networking on a "
-                                "separate gateway port"))
-
     findings += audit_services(settings)
     findings += audit_pool_nodes(settings)
     hp = preflight.check_haproxy()
@@ -313,6 +373,8 @@ def audit(settings: Settings) -> dict[str, Any]:
         findings.append(Finding("haproxy-version", hp.status == preflight.PASS, hp.detail,
                                 hp.fix))
     bad = [f for f in findings if not f.ok]
+    warnings = [hp.detail] if hp.status == preflight.WARN else []
+    warnings += [f.detail for f in findings if f.ok and f.check == "userspace-others"]
     return {"ok": not bad, "findings": [f.as_dict() for f in findings],
             "seconds": round(time.monotonic() - started, 3), "listeners_from": tool,
-            "warnings": [hp.detail] if hp.status == preflight.WARN else []}
+            "warnings": warnings}

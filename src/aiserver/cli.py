@@ -303,12 +303,14 @@ def install_cmd(ctx: click.Context, dry_run: bool, yes: bool, context_length: in
             app.out.info(f"will run: {command}")
         click.confirm("Apply?", abort=True, err=True)
     install.apply(plan)
+    from aicommon import tailscale
     from aiserver import acl as acl_mod
     from aiserver.audit import audit
 
     report = audit(plan.settings)
     data = {**plan.as_dict(), "applied": True, "audit": report,
-            "acl": acl_mod.policy_text(plan.settings),
+            "acl": acl_mod.policy_text(plan.settings, member=tailscale.member_login()
+                                       or acl_mod.PLACEHOLDER_MEMBER),
             "client_command": install.client_command(plan.settings)}
 
     def human_done(d: dict[str, Any]) -> str:

@@ -161,7 +161,7 @@ def usage(ctx: click.Context, since: timedelta | None, by: str, log_file: Path |
     read = core.read_log(path)
     names: dict[str, str] = {}
     notes: list[str] = []
-    if by == "device" and any(e.device == "-" for e in read.entries):
+    if by in ("device", "client") and any(e.device == "-" for e in read.entries):
         names, note = core.tailnet_names()
         if note:
             notes.append(note)
@@ -250,15 +250,21 @@ def tokens_revoke(ctx: click.Context, device: str, as_json: bool) -> None:
 
 
 @click.command()
+@click.option("--src", "source", default="autogroup:member", show_default=True,
+              metavar="SELECTOR", help="Who may use the server: autogroup:member or "
+              "group:<name> (people, never a tag).")
 @json_option
 @click.pass_context
-def acl(ctx: click.Context, as_json: bool) -> None:
-    """Print the tailnet policy snippet (HuJSON) that admits ai-client devices to the port."""
+def acl(ctx: click.Context, source: str, as_json: bool) -> None:
+    """Print the tailnet policy snippet (HuJSON) that admits people's devices to the port."""
     app = begin(ctx, as_json)
+    from aicommon import tailscale
     from aiserver import acl as core
     from aiserver.settings import load
 
     settings = load(app.config)
-    data = {"port": settings.gateway.port, **core.policy(settings),
-            "text": core.policy_text(settings)}
+    member = tailscale.member_login() or core.PLACEHOLDER_MEMBER
+    data = {"port": settings.gateway.port, **core.policy(settings, source, member),
+            "tag_commands": core.tag_commands(),
+            "text": core.policy_text(settings, source, member)}
     finish(app, data, lambda d: d["text"].rstrip("\n"))

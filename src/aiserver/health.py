@@ -75,6 +75,8 @@ def status(config: Path | None) -> dict[str, Any]:
         ts = tailscale.status()
         data["tailscale"] = {"state": ts.backend_state, "addresses": list(ts.addresses),
                              "tun": ts.tun, "name": ts.dns_name}
+        if not ts.tun:
+            data["tailscale"]["note"] = tailscale.USERSPACE_CLIENTS_NOTE
     except AiError as err:
         data["tailscale"] = {"error": err.message}
     try:
@@ -145,6 +147,8 @@ def human_status(d: dict[str, Any]) -> str:
     lines.append("tailscale  " + (f"{t['state']} {', '.join(t['addresses'])}"
                                   f"{'' if t['tun'] else ' (userspace)'}"
                                   if "state" in t else t["error"]))
+    if t.get("note"):
+        lines.append(f"  NOTE     {t['note']}")
     for s in d["listening"]:
         lines.append(f"listening  {s['address']}:{s['port']} {s['process']}")
     if d["linger"] is not None:

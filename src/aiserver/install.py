@@ -136,6 +136,10 @@ def desired_settings(config_file: Path, opts: Options) -> tuple[Settings, list[s
     if opts.models is not None:
         o = replace(o, warm=opts.models)
     g = base.gateway
+    userspace_note = _userspace_upstream_note(g.upstream)
+    if userspace_note:
+        g = replace(g, upstream=preflight.userspace_upstream(g.upstream))
+        notes.append(userspace_note)
     if opts.tokens:
         g = replace(g, tokens=True)
     if opts.profiles:
@@ -157,6 +161,23 @@ def settings_text(old_text: str | None, settings: Settings, config_file: Path) -
         raise AiError(f"could not edit {config_file} in place", "edit it by hand and re-run",
                       code="install.settings_edit")
     return text
+
+
+def _userspace_upstream_note(upstream: str) -> str | None:
+    """In Tailscale userspace mode Ollama must leave 127.0.0.1 (tailscaled delivers there)."""
+    from aicommon import tailscale
+
+    try:
+        tun = tailscale.status().tun
+    except AiError:
+        return None  # the preflight reports Tailscale itself
+    if tun or not preflight.reached_by_userspace_tailscaled(upstream):
+        return None
+    moved = preflight.userspace_upstream(upstream)
+    return (f"Tailscale runs in userspace networking: it delivers tailnet connections for every "
+            f"allowed port to 127.0.0.1, so Ollama moves from {upstream} to {moved} (never "
+            f"targeted); the gateway alone listens on 127.0.0.1. Local `ollama` commands need "
+            f"OLLAMA_HOST={moved}")
 
 
 def service_specs(settings: Settings, paths: AppPaths, config_file: Path,

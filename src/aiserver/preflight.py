@@ -103,33 +103,49 @@ def check_brew() -> Check:
                  "install Homebrew (https://brew.sh) to manage Ollama and HAProxy with it")
 
 
+def reached_by_userspace_tailscaled(upstream: str) -> bool:
+    """Would a userspace-mode tailscaled deliver tailnet connections to this Ollama address?"""
+    host, _ = split_hostport(upstream)
+    return tailscale.delivered_in_userspace(host)
+
+
+def userspace_upstream(upstream: str) -> str:
+    """Where Ollama listens instead when Tailscale runs in userspace mode: [::1], same port."""
+    _, port = split_hostport(upstream)
+    return f"[{tailscale.USERSPACE_SAFE_HOST}]:{port}"
+
+
 def check_tailscale(settings: Settings) -> list[Check]:
     try:
         state = tailscale.status()
     except AiError as err:
         return [Check("tailscale", FAIL, err.message, err.hint or "start Tailscale and log in")]
     checks = []
-    if state.backend_state != "Running":
-        checks.append(Check("tailscale", FAIL, f"state {state.backend_state}",
-                            "log in and connect: `tailscale up`"))
-    elif not state.addresses:
-        checks.append(Check("tailscale", FAIL, "running but without addresses",
-                            "check `tailscale status`"))
+    problem = tailscale.diagnose(state)
+    if problem is not None:
+        checks.append(Check("tailscale", FAIL, problem[0], problem[1]))
     else:
         checks.append(Check("tailscale", PASS, f"{state.dns_name or 'running'}: "
                             + ", ".join(state.addresses)))
-    _, upstream_port = split_hostport(settings.gateway.upstream)
+    g = settings.gateway
     if state.tun:
         checks.append(Check("tailscale-tun", PASS, "kernel (TUN) networking"))
-    elif settings.gateway.port == upstream_port:
+    elif reached_by_userspace_tailscaled(g.upstream):
         checks.append(Check("tailscale-tun", FAIL,
-                            "userspace networking with the gateway on Ollama's port: tailnet "
-                            "peers would reach Ollama directly",
-                            f"set gateway.port to {upstream_port + 1}, or run tailscaled "
-                            "with a TUN device"))
+                            "userspace networking: tailscaled delivers tailnet connections for "
+                            f"every allowed port to 127.0.0.1, so Ollama on {g.upstream} is "
+                            "reachable by tailnet peers without the gateway",
+                            f"run `ai-server install`: it moves Ollama to "
+                            f"{userspace_upstream(g.upstream)}, where tailscaled never delivers "
+                            "(or run tailscaled with a TUN device)"))
     else:
-        checks.append(Check("tailscale-tun", WARN, "userspace networking: the gateway listens "
-                            f"on 127.0.0.1:{settings.gateway.port}"))
+        checks.append(Check("tailscale-tun", WARN,
+                            f"userspace networking: tailnet peers reach whatever listens on "
+                            f"127.0.0.1 — the gateway (port {g.port}); Ollama is on "
+                            f"{g.upstream}, out of tailscaled's reach",
+                            "keep other services off 127.0.0.1 or out of the tailnet policy; "
+                            "every client appears as 127.0.0.1 (use device tokens to tell "
+                            "them apart)"))
     return checks
 
 

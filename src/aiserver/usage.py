@@ -261,6 +261,8 @@ def tailnet_names() -> tuple[dict[str, str], str | None]:
     except ValueError:
         why = (done.stderr.strip().splitlines() or ["no JSON output"])[-1]
         return {}, f"`tailscale status --json` failed ({why}): {fallback}"
+    if isinstance(doc, dict) and doc.get("TUN") is False:
+        return peer_names(doc), tailscale.USERSPACE_CLIENTS_NOTE
     return peer_names(doc), None
 
 

@@ -253,7 +253,7 @@ def test_each_probe_failure_has_its_own_diagnosis(laptop: Laptop,
     assert res.returncode == 5 and "refused /api/version (HTTP 403)" in res.stderr
     laptop.tailscale(tsfake.status_doc(state="NeedsLogin"))
     res = laptop.cli("setup", "--server", "127.0.0.1", "--port", str(closed), "--yes")
-    assert res.returncode == 5 and "Tailscale is not running on this device" in res.stderr
+    assert res.returncode == 5 and "Tailscale is logged out on this device" in res.stderr
     laptop.tailscale(tsfake.with_peers(tsfake.status_doc(), tsfake.peer(
         "studio", ("127.0.0.1",), online=False, dns=False)))
     res = laptop.cli("setup", "--server", "127.0.0.1", "--port", str(closed), "--yes")

@@ -204,10 +204,9 @@ def test_uninstall_leaves_home_as_before_apart_from_what_is_kept(stack: Stack) -
 
 
 @pytest.mark.parametrize("setup, needle, code", [
-    ("logged-out", "tailscale: state NeedsLogin", 5),
+    ("logged-out", "tailscale: Tailscale is logged out on this device", 5),
     ("old-ollama", "the Anthropic endpoint needs Ollama >= 0.14.0", 5),
     ("no-haproxy", "haproxy: haproxy not found", 5),
-    ("userspace-same-port", "tailscale-tun: userspace networking", 4),
 ])
 def test_preflight_failures_write_nothing(stack: Stack, setup: str, needle: str,
                                           code: int) -> None:
@@ -215,17 +214,48 @@ def test_preflight_failures_write_nothing(stack: Stack, setup: str, needle: str,
         stack.fe.set_tailscale(tsfake.status_doc(state="NeedsLogin"))
     elif setup == "old-ollama":
         stack.extra["FAKE_OLLAMA_VERSION"] = "0.13.0"
-    elif setup == "no-haproxy":
-        stack.extra["AI_SERVER_HAPROXY"] = "haproxy-not-installed"
     else:
-        stack.fe.set_tailscale(tsfake.status_doc(tun=False))
-        stack.write_settings(port=stack.upstream)
+        stack.extra["AI_SERVER_HAPROXY"] = "haproxy-not-installed"
     before = stack.state_snapshot()
     res = stack.cli("install", "--yes")
     assert res.returncode == code, res.stderr
     assert needle in res.stderr and res.stderr.count("\n") == 1
     assert stack.state_snapshot() == before
     assert stack.service_calls() == []
+
+
+def test_userspace_install_moves_ollama_to_ipv6_loopback(stack: Stack) -> None:
+    """With Tailscale in userspace networking, tailscaled delivers tailnet connections to
+    127.0.0.1:<port>: install puts Ollama (and the metrics) on [::1] and the gateway alone on
+    127.0.0.1, on Ollama's port, so clients keep using :11434-style URLs."""
+    stack.fe.set_tailscale(tsfake.status_doc(tun=False))
+    stack.write_settings(listen=["auto"], port=stack.upstream)
+    res = stack.cli("install", "--yes", "--json")
+    assert res.returncode == 0, res.stderr + res.stdout
+    data = json.loads(res.stdout)["data"]
+    moved = f"[::1]:{stack.upstream}"
+    assert any("userspace networking" in n and moved in n for n in data["notes"])
+    assert f'upstream = "{moved}"' in stack.config.read_text()
+    served = stack.fe.ollama_serve_env()
+    assert served is not None and served["OLLAMA_HOST"] == moved
+    from tests.support.rawhttp import exchange, request_bytes
+
+    # 127.0.0.1:<port> — where tailscaled delivers — is the gateway; Ollama is on ::1 only.
+    assert exchange("127.0.0.1", stack.upstream, request_bytes("GET", "/api/tags")).status == 200
+    assert exchange("127.0.0.1", stack.upstream,
+                    request_bytes("POST", "/api/pull")).status == 403
+    assert exchange("::1", stack.upstream, request_bytes(
+        "GET", "/api/ps", host=f"[::1]:{stack.upstream}")).status == 200
+    checks = {f["check"]: f for f in data["audit"]["findings"]}
+    assert checks["userspace-ollama"]["ok"] and "userspace-gateway" not in checks
+    doctor = stack.cli("doctor", "--json")
+    found = {c["name"]: c for c in json.loads(doctor.stdout)["data"]["checks"]}
+    assert found["tailscale-tun"]["status"] == "WARN"
+    assert "127.0.0.1" in found["tailscale-tun"]["detail"]
+    status = json.loads(stack.cli("status", "--json").stdout)["data"]
+    assert "every tailnet client reaches the gateway from 127.0.0.1" in \
+        status["tailscale"]["note"]
+    assert "NOTE" in stack.cli("status").stdout
 
 
 class BrewStack(Stack):

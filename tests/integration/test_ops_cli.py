@@ -163,8 +163,8 @@ def test_acl_command_as_a_process(tmp_path: Path) -> None:
     config.write_text("[gateway]\nport = 11435\n")
     res = ai_server("--config", str(config), "acl")
     assert res.returncode == 0, res.stderr
-    body = "\n".join(ln.split("//", 1)[0] if ln.lstrip().startswith("//") else ln
-                     for ln in res.stdout.splitlines())
-    doc = json.loads(body)
-    assert {"src": ["tag:ai-client"], "dst": ["tag:ai-server"],
+    from tests.support import hujson
+
+    doc = hujson.loads(res.stdout)
+    assert {"src": ["autogroup:member"], "dst": ["tag:ai-server"],
             "ip": ["tcp:11435"]} in doc["grants"]

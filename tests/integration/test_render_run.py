@@ -158,20 +158,31 @@ def test_run_without_tailscale_refuses_and_never_binds_wider(
     assert "Traceback" not in res.stderr
 
 
-def test_userspace_tailscale_on_the_upstream_port_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("upstream", ["127.0.0.1:11434", "127.0.0.1:11435"])
+def test_userspace_tailscale_refuses_an_ollama_on_ipv4_loopback(tmp_path: Path,
+                                                                 upstream: str) -> None:
+    """tailscaled (userspace) delivers tailnet connections for every allowed port to
+    127.0.0.1:<port>: an Ollama there is exposed whatever port the gateway uses."""
     env, _ = ts_env(tmp_path, tsfake.status_doc(tun=False))
-    cfg = write_settings(tmp_path, listen=["auto"], port=11434, upstream="127.0.0.1:11434")
-    res = cli("--config", str(cfg), "run", "--wait", "0", env=env)
-    assert res.returncode == 4
-    assert "userspace networking" in res.stderr and "gateway.port" in res.stderr
+    cfg = write_settings(tmp_path, listen=["auto"], port=11435 if upstream.endswith("34")
+                         else 11434, upstream=upstream)
+    for args in (["run", "--wait", "0"], ["config", "render"]):
+        res = cli("--config", str(cfg), *args, env=env)
+        assert res.returncode == 4 and res.stderr.count("\n") == 1, res.stderr
+        assert "userspace networking" in res.stderr and "[::1]:" in res.stderr
 
 
-def test_userspace_tailscale_on_another_port_listens_on_loopback(tmp_path: Path) -> None:
+def test_userspace_tailscale_with_ollama_on_ipv6_loopback_listens_on_127_0_0_1(
+        tmp_path: Path) -> None:
+    """The gateway takes Ollama's port on 127.0.0.1 (clients keep :11434); its metrics go to
+    ::1 with Ollama, so nothing else of ours is where tailscaled delivers."""
     env, _ = ts_env(tmp_path, tsfake.status_doc(tun=False))
-    cfg = write_settings(tmp_path, listen=["auto"], port=11435, upstream="127.0.0.1:11434")
+    cfg = write_settings(tmp_path, listen=["auto"], port=11434, upstream="[::1]:11434")
     res = cli("--config", str(cfg), "config", "render", env=env)
-    assert res.returncode == 0
-    assert re.findall(r"^\s*bind (\S+)", res.stdout, re.M)[0] == "127.0.0.1:11435"
+    assert res.returncode == 0, res.stderr
+    assert re.findall(r"^\s*bind (\S+)", res.stdout, re.M) == ["127.0.0.1:11434", "[::1]:8405"]
+    assert re.search(r"^\s*server ollama \[::1\]:11434 ", res.stdout, re.M)
+    assert re.search(r"^\s*http-request set-header Host \[::1\]:11434$", res.stdout, re.M)
     assert "userspace networking" in res.stderr
 
 

@@ -19,6 +19,7 @@ from aiserver.cli_ops import acl, logs, tokens, usage
 from aiserver.gateway import render as gateway
 from aiserver.gateway import tokens as core
 from aiserver.settings import Gateway, Settings
+from tests.support import hujson, tsfake
 
 
 def settings_with(tokens_file: Path | None = None, *, enforced: bool = True,
@@ -217,50 +218,70 @@ def test_tokens_list_without_a_file(config: Path, capsys: pytest.CaptureFixture[
 
 # -- acl ------------------------------------------------------------------------------------
 
-def strip_comments(text: str) -> str:
-    """Drop `//` comments outside strings (HuJSON → JSON, given no trailing commas)."""
-    out: list[str] = []
-    in_string = escaped = False
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if in_string:
-            out.append(ch)
-            escaped = ch == "\\" and not escaped
-            if ch == '"' and not escaped:
-                in_string = False
-        elif ch == '"':
-            in_string = True
-            out.append(ch)
-        elif text.startswith("//", i):
-            while i < len(text) and text[i] != "\n":
-                i += 1
-            continue
-        else:
-            out.append(ch)
-        i += 1
-    return "".join(out)
+# The documented fields (Tailscale policy syntax reference: grants need src, dst and ip and/or
+# app, with optional srcPosture and via; tests have src, accept, deny, optional proto and
+# srcPostureAttrs; tagOwners map a tag to its owners).
+GRANT_FIELDS, TEST_FIELDS = {"src", "dst", "ip", "app", "srcPosture", "via"}, {
+    "src", "accept", "deny", "proto", "srcPostureAttrs"}
 
 
-def test_policy_is_json_after_stripping_comments() -> None:
-    text = acl_core.policy_text(Settings())
-    doc = json.loads(strip_comments(text))
-    assert doc["grants"] == [{"src": ["tag:ai-client"], "dst": ["tag:ai-server"],
+def check_documented_shape(doc: dict[str, Any]) -> None:
+    assert set(doc) <= {"tagOwners", "groups", "grants", "tests"}
+    for tag, owners in doc["tagOwners"].items():
+        assert re.fullmatch(r"tag:[a-z0-9-]+", tag) and isinstance(owners, list)
+    for grant in doc["grants"]:
+        assert set(grant) <= GRANT_FIELDS and {"src", "dst", "ip"} <= set(grant)
+        assert all(re.fullmatch(r"tcp:\d+", cap) for cap in grant["ip"])
+        # people, never a tag: tagging a laptop removes its user
+        assert all(s == "autogroup:member" or s.startswith("group:") for s in grant["src"])
+        assert grant["dst"] == ["tag:ai-server"]
+    for test in doc["tests"]:
+        assert set(test) <= TEST_FIELDS and isinstance(test["src"], str) and "@" in test["src"]
+        for dest in test["accept"] + test["deny"]:
+            assert re.fullmatch(r"tag:ai-server:\d+", dest), dest
+    for name, members in doc.get("groups", {}).items():
+        assert name.startswith("group:") and all("@" in m for m in members)
+
+
+def test_policy_is_hujson_with_the_documented_fields() -> None:
+    text = acl_core.policy_text(Settings(), member="alice@example.com")
+    with pytest.raises(ValueError):
+        json.loads(text)  # really HuJSON: comments and trailing commas, as Tailscale writes it
+    doc = hujson.loads(text)
+    check_documented_shape(doc)
+    assert doc["grants"] == [{"src": ["autogroup:member"], "dst": ["tag:ai-server"],
                               "ip": ["tcp:11434"]}]
-    assert doc["tagOwners"] == {"tag:ai-server": ["autogroup:admin"],
-                                "tag:ai-client": ["autogroup:admin"]}
-    assert doc["tests"] == [{"src": "tag:ai-client", "accept": ["tag:ai-server:11434"],
+    assert doc["tagOwners"] == {"tag:ai-server": ["autogroup:admin"]}  # no laptop tag
+    assert doc["tests"] == [{"src": "alice@example.com", "accept": ["tag:ai-server:11434"],
                              "deny": ["tag:ai-server:22", "tag:ai-server:8405"]}]
     assert "acls" not in doc  # the legacy form is a comment
-    legacy = next(ln for ln in text.splitlines() if '"action"' in ln)
-    assert json.loads(legacy.strip().removeprefix("//").strip()) == {
-        "action": "accept", "src": ["tag:ai-client"], "dst": ["tag:ai-server:11434"]}
-    assert text.count("//") >= 8
+    legacy = next(ln for ln in text.splitlines() if '"action": "accept", "src": ["auto' in ln)
+    assert hujson.loads(legacy.strip().removeprefix("//").strip().rstrip(",")) == {
+        "action": "accept", "src": ["autogroup:member"], "dst": ["tag:ai-server:11434"]}
+    assert doc == {k: v for k, v in acl_core.policy(Settings(), member="alice@example.com")
+                   .items() if k != "acls"}
 
 
-def test_policy_follows_the_configured_ports() -> None:
+def test_policy_says_first_that_the_default_allow_all_rule_must_go() -> None:
+    text = acl_core.policy_text(Settings())
+    first_rule = text.index('  "grants": [')
+    head = text[:first_rule]
+    assert "FIRST remove the default allow-all rule" in head.splitlines()[1]
+    # the rule it names is the one new tailnets start with, in both forms
+    assert '{"src": ["*"], "dst": ["*"], "ip": ["*"]}' in head
+    assert '{"action": "accept", "src": ["*"], "dst": ["*:*"]}' in head
+    assert "tailscale set" not in text  # `set` has no --advertise-tags
+    assert "tailscale up --advertise-tags=tag:ai-server" in text and "Edit ACL tags" in text
+    assert "Replace you@example.com" in text  # no member known: say what to fill in
+
+
+def test_policy_with_a_group_source_and_a_separate_gateway_port() -> None:
     s = settings_with(None, enforced=False, port=11435, metrics_port=9000)
-    doc = json.loads(strip_comments(acl_core.policy_text(s)))
+    text = acl_core.policy_text(s, source="group:ai-users", member="bob@example.com")
+    doc = hujson.loads(text)
+    check_documented_shape(doc)
+    assert doc["groups"] == {"group:ai-users": ["bob@example.com"]}
+    assert doc["grants"][0]["src"] == ["group:ai-users"]
     assert doc["grants"][0]["ip"] == ["tcp:11435"]
     assert doc["tests"][0]["accept"] == ["tag:ai-server:11435"]
     # Ollama's own port must stay closed when the gateway uses another one
@@ -269,16 +290,58 @@ def test_policy_follows_the_configured_ports() -> None:
     assert acl_core.policy_text(s) == acl_core.policy_text(s)  # pure
 
 
-def test_acl_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("source", ["tag:ai-client", "*", "alice@example.com", "group:",
+                                    "group:a b"])
+def test_policy_source_must_be_people(source: str) -> None:
+    with pytest.raises(AiError) as info:
+        acl_core.policy(Settings(), source=source)
+    assert info.value.exit_code == 2 and "autogroup:member" in (info.value.hint or "")
+
+
+def test_hujson_reader_handles_what_the_format_allows() -> None:
+    text = '{"a": [1, 2, /* x, */ ], // c, ]\n "u": "http://x, } // no comment", }'
+    assert hujson.loads(text) == {"a": [1, 2], "u": "http://x, } // no comment"}
+    with pytest.raises(ValueError):
+        hujson.loads('{"a": 1,, }')
+
+
+def test_acl_command(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                     monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "server.toml"
     config.write_text("[gateway]\nport = 8443\n")
+    env: dict[str, str] = {}
+    doc = tsfake.status_doc()  # the User map holds alice@example.com
+    tsfake.install(env, tmp_path, doc)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
     code, out, _ = run_cli(capsys, "--config", str(config), "acl")
     assert code == 0
-    assert json.loads(strip_comments(out))["grants"][0]["ip"] == ["tcp:8443"]
-    code, out, _ = run_cli(capsys, "--config", str(config), "acl", "--json")
+    parsed = hujson.loads(out)
+    assert parsed["grants"][0]["ip"] == ["tcp:8443"]
+    assert parsed["tests"][0]["src"] == "alice@example.com"
+    code, out, _ = run_cli(capsys, "--config", str(config), "acl", "--json", "--src",
+                           "group:ai-users")
     data = json.loads(out)["data"]
-    assert data["port"] == 8443 and data["grants"][0]["ip"] == ["tcp:8443"]
-    assert json.loads(strip_comments(data["text"]))["tests"] == data["tests"]
+    assert data["port"] == 8443 and data["grants"][0]["src"] == ["group:ai-users"]
+    assert hujson.loads(data["text"])["tests"] == data["tests"]
+    assert any("advertise-tags" in c for c in data["tag_commands"])
+    code, _, err = run_cli(capsys, "--config", str(config), "acl", "--src", "tag:laptop")
+    assert code == 2 and err.count("\n") == 1
+    # Without Tailscale the snippet still prints, with a placeholder member to replace.
+    tsfake.install(env, tmp_path, None)
+    code, out, _ = run_cli(capsys, "--config", str(config), "acl")
+    assert code == 0 and hujson.loads(out)["tests"][0]["src"] == "you@example.com"
+
+
+def test_member_login_skips_tagged_devices() -> None:
+    from aicommon import tailscale
+
+    doc = tsfake.status_doc()
+    doc["Self"]["UserID"] = 7
+    doc["User"] = {"7": {"ID": 7, "LoginName": "tagged-devices"},
+                   "1": {"ID": 1, "LoginName": "alice@example.com"}}
+    assert tailscale.member_login(json.dumps(doc)) == "alice@example.com"
+    assert tailscale.member_login(json.dumps(tsfake.status_doc(state="NeedsLogin"))) is None
 
 
 def test_a_failed_reload_keeps_the_change_and_fails_the_command(

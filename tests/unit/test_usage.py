@@ -85,6 +85,7 @@ def log_text() -> str:
 
 def tailnet_doc() -> dict[str, Any]:
     doc = tsfake.status_doc()  # Self: studio, 100.101.102.103
+    doc["Peer"] = {}
     doc["Peer"]["nodekey:5c1d2e3f"] = {
         "ID": "n5678", "PublicKey": "nodekey:5c1d2e3f", "HostName": "bob-mbp",
         "DNSName": "bob-mbp.tail1234.ts.net.", "OS": "macOS",
@@ -271,6 +272,21 @@ def test_tailnet_names_when_tailscale_is_down_or_missing(
     monkeypatch.setenv("AI_TAILSCALE", str(tmp_path / "no-such-tailscale"))
     names, note = usage.tailnet_names()
     assert names == {} and note is not None and "unavailable" in note
+
+
+def test_userspace_networking_says_every_client_is_127_0_0_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tailscaled in userspace mode dials the gateway from 127.0.0.1 for every peer."""
+    env: dict[str, str] = {}
+    doc = tailnet_doc()
+    doc["TUN"] = False
+    tsfake.install(env, tmp_path, doc)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    names, note = usage.tailnet_names()
+    assert names == NAMES
+    assert note is not None and "127.0.0.1" in note and "tokens add" in note
 
 
 def test_access_log_path_is_in_the_log_dir(isolated_home: Path) -> None:

@@ -55,18 +55,18 @@ def resolve_listen(settings: Settings, wait_seconds: float) -> Listen:
         if state.tun:
             addrs.extend(state.addresses)
             continue
-        _, upstream_port = split_hostport(g.upstream)
-        if g.port == upstream_port:
+        up_host, up_port = split_hostport(g.upstream)
+        if tailscale.delivered_in_userspace(up_host):
             raise AiError(
-                f"Tailscale runs in userspace networking: it delivers tailnet traffic for port "
-                f"{g.port} to 127.0.0.1:{g.port}, which is Ollama itself, so peers would bypass "
-                "the gateway",
-                f"set gateway.port to another port (e.g. {upstream_port + 1}) and point clients "
-                "at it, or run tailscaled with a TUN device", code="tailscale.userspace_port",
-                exit_code=ExitCode.CONFIG)
-        addrs.append("127.0.0.1")
+                "Tailscale runs in userspace networking: tailscaled delivers tailnet connections "
+                f"for every allowed port to 127.0.0.1, so Ollama on {g.upstream} is reachable "
+                "without the gateway",
+                f"run `ai-server install` (it moves Ollama to [::1]:{up_port}, where tailscaled "
+                "never delivers), or run tailscaled with a TUN device",
+                code="tailscale.userspace_upstream", exit_code=ExitCode.CONFIG)
+        addrs.append(tailscale.USERSPACE_DELIVERY_HOST)
         notes.append(f"Tailscale userspace networking: listening on 127.0.0.1:{g.port}, where "
-                     "tailscaled delivers tailnet traffic")
+                     f"tailscaled delivers tailnet connections; Ollama stays on {g.upstream}")
     unique = tuple(dict.fromkeys(addrs))
     if not unique:
         raise AiError("the gateway has no address to listen on",

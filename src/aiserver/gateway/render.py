@@ -17,7 +17,7 @@ from aicommon import __version__, resources
 from aicommon.errors import AiError, ExitCode
 from aiserver.allowlist import Entry, entries_for
 from aiserver.gateway.pool import CHECK, UPSTREAM_DOWN, render_pool
-from aiserver.settings import Settings, duration_ms
+from aiserver.settings import Settings, duration_ms, split_hostport
 
 ERRORFILE_CODES = (400, 401, 403, 404, 405, 408, 413, 429, 500, 501, 502, 503, 504)
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
@@ -128,9 +128,13 @@ def _http_errorfile(code: int) -> str:
     return head + body
 
 
-def bind_line(addr: str, port: int) -> str:
+def bind_address(addr: str, port: int) -> str:
     ip = ipaddress.ip_address(addr)
-    return f"    bind [{ip}]:{port}" if ip.version == 6 else f"    bind {ip}:{port}"
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def bind_line(addr: str, port: int) -> str:
+    return f"    bind {bind_address(addr, port)}"
 
 
 def accepted_hosts(listen: list[str], names: list[str], extra: tuple[str, ...]) -> list[str]:
@@ -391,7 +395,9 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
             502, UPSTREAM_DOWN, code="upstream_down", cond="{ nbsrv(ollama) eq 0 }",
             hint="run `ai-server status` on the server"),
         "routing": routing,
-        "metrics_port": str(g.metrics_port),
+        # The exporter shares Ollama's loopback address: [::1] when Tailscale's userspace
+        # networking would deliver tailnet connections to anything on 127.0.0.1.
+        "metrics_bind": bind_address(split_hostport(g.upstream)[0], g.metrics_port),
     }
     for key in ("body_411", "body_413"):
         assert "'" not in values[key], key  # the bodies sit inside single quotes
