@@ -27,12 +27,14 @@ class AiError(Exception):
         *,
         code: str = "error",
         exit_code: ExitCode = ExitCode.FAILURE,
+        details: list[dict[str, str | None]] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.code = code
         self.exit_code = exit_code
+        self.details = details  # several problems at once: one --json error each
 
     def one_line(self) -> str:
         text = " ".join(self.message.split())

@@ -88,7 +88,7 @@ class Output:
         """Report a domain error: one line on stderr, plus the envelope on stdout with --json."""
         self.error(prog, err)
         if self.json_mode:
-            self.result(command, None, ok=False, errors=[err.as_dict()])
+            self.result(command, None, ok=False, errors=err.details or [err.as_dict()])
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:

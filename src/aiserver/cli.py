@@ -295,7 +295,7 @@ def install_cmd(ctx: click.Context, dry_run: bool, yes: bool, context_length: in
 
         finish(app, {**plan.as_dict(with_diffs=True), "applied": False}, human,
                ok=stop is None, exit_code=stop.exit_code if stop else 0,
-               errors=[stop.as_dict()] if stop else None)
+               errors=stop.details if stop else None)
     if not yes and not as_json and sys.stdin.isatty():
         for f in plan.files:
             app.out.info(f"will write {f.path} ({f.purpose})")

@@ -303,7 +303,9 @@ def preflight_error(bad: list[preflight.Check]) -> AiError:
     return AiError(f"preflight failed: {listed}",
                    "fix these and run `ai-server install` again (`--dry-run` shows the plan)",
                    code=f"preflight.{bad[0].name}",
-                   exit_code=ExitCode.CONFIG if only_settings else ExitCode.UNAVAILABLE)
+                   exit_code=ExitCode.CONFIG if only_settings else ExitCode.UNAVAILABLE,
+                   details=[{"code": f"preflight.{c.name}", "message": f"{c.name}: {c.detail}",
+                             "hint": c.fix or None} for c in bad])
 
 
 def build_plan(config_file: Path | None, opts: Options, *, dry_run: bool = False) -> Plan:

@@ -48,9 +48,11 @@ def test_preflight_lists_every_failed_check_with_its_fix(stack: Stack) -> None: 
         assert "haproxy: haproxy not found (fix: install haproxy from your distribution's " \
                "packages, e.g. `sudo apt install haproxy`)" in res.stderr
     env = json.loads(stack.cli("install", "--yes", "--json").stdout)
-    assert env["ok"] is False
-    message = env["errors"][0]["message"]
-    assert "tailscale: state NeedsLogin" in message and "haproxy: haproxy not found" in message
+    assert env["ok"] is False  # one error per failed check, each with its fix
+    assert [(e["code"], e["message"]) for e in env["errors"]] == [
+        ("preflight.tailscale", "tailscale: state NeedsLogin"),
+        ("preflight.haproxy", "haproxy: haproxy not found")]
+    assert all(e["hint"] for e in env["errors"])
 
 
 def test_a_dry_run_on_a_bare_machine_still_shows_the_plan(stack: Stack) -> None:  # noqa: F811
@@ -66,6 +68,7 @@ def test_a_dry_run_on_a_bare_machine_still_shows_the_plan(stack: Stack) -> None:
     assert out.rstrip().endswith("(dry run: nothing changed)")
     env = json.loads(stack.cli("install", "--dry-run", "--json").stdout)
     assert env["ok"] is False and env["data"]["files"] and not env["data"]["applied"]
+    assert [e["code"] for e in env["errors"]] == ["preflight.tailscale", "preflight.haproxy"]
     assert {c["name"] for c in env["data"]["checks"] if c["status"] == "FAIL"} == {
         "tailscale", "haproxy"}
     assert stack.state_snapshot() == before and stack.service_calls() == []
