@@ -789,14 +789,23 @@ def check(config: Path | None, model: str | None, probe: bool, *,
         notes.append("not probed" + (" (--no-probe)" if not auto_probe else
                                      " (no model to probe with)")
                      + ": run the probe to turn `untested` into verified or broken")
+    checks: list[ProbeCheck] | None = None
     if auto:
-        notes.append("untested pair: probed it now (--no-probe skips this)")
-    if probe or auto:
+        assert target.model is not None and info is not None
+        try:
+            checks = run_probe(target.base_url, target.api_key, target.model,
+                               info.capabilities, claude, progress)
+            notes.append("untested pair: probed it now (--no-probe skips this)")
+        except AiError as err:  # an automatic probe never turns a verdict into "cannot check"
+            notes.append(f"the probe could not run: {err.message}")
+            fixes.append(_probe_fix(target.model))
+    if probe:
         if target.model is None or info is None:
             raise AiError("--probe needs a model", "pass --model M", code="compat.no_model",
                           exit_code=ExitCode.FAILURE)
         checks = run_probe(target.base_url, target.api_key, target.model, info.capabilities,
                            claude, progress)
+    if checks is not None:
         failed = [c for c in checks if c.outcome == "fail"]
         record = PairRecord(*key, date=now_iso(), outcome="failed" if failed else "verified",
                             detail="; ".join(f"{c.title}: {c.detail}" for c in failed),
@@ -809,7 +818,7 @@ def check(config: Path | None, model: str | None, probe: bool, *,
     if record is not None:
         if record.outcome == "failed":
             verdict = Verdict.BROKEN
-            if not probe:
+            if probe_data is None:  # an earlier probe's failure
                 notes.append(f"a probe failed on {record.date[:10]}: {record.detail}")
                 fixes = fixes or _probe_fixes(rules, facts, [
                     ProbeCheck(str(c.get("name")), str(c.get("title")), "fail",

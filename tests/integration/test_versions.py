@@ -290,6 +290,19 @@ def test_untested_pair_is_probed_and_recorded_unless_no_probe(box: Box,
     assert len(qsim.requests) < sent + 5
 
 
+def test_an_automatic_probe_that_cannot_run_leaves_the_verdict_untested(
+        box: Box, qsim: OllamaSimulator) -> None:
+    box.claude_plain("2.1.332")
+    box.configure(qsim.port, "qwen3-coder:30b")
+    qsim.close_after_chunks = 1  # every stream dies: the probe gets no answer
+    env = box.json("check-compatibility", code=3)
+    data = env["data"]
+    assert data["verdict"] == "untested" and data["probe"] is None
+    assert any("the probe could not run" in n for n in data["notes"])
+    assert data["fixes"][-1]["action"] == "probe"
+    assert not box.store.exists() or json.loads(box.store.read_text())["pairs"] == []
+
+
 def test_untested_without_a_model_says_how_to_probe(box: Box, qsim: OllamaSimulator) -> None:
     box.claude_plain("2.1.332")
     box.configure(qsim.port, None)
@@ -823,6 +836,16 @@ def test_aider_install_goes_where_the_running_aider_lives(box: Box, method: str)
     assert box.version("aider") == "aider 0.85.0" and not elsewhere.exists()
     box.json("unpin")
     assert box.version("aider") == "aider 0.86.1" and not elsewhere.exists()
+
+
+def test_aider_pip_install_uses_the_pip_of_the_running_aider(box: Box) -> None:
+    box.aider_with("pip", "0.86.1")
+    other = box.fe.root / "other-env" / "bin"
+    other.mkdir(parents=True)
+    (other / "pip").symlink_to(FAKES_DIR / "pip")
+    box.fe.env["PATH"] = f"{box.fe.root / 'venv' / 'bin'}:{other}:{box.fe.env['PATH']}"
+    box.json("pin", "--aider", "0.85.0")
+    assert box.version("aider") == "aider 0.85.0" and not (other / "aider").exists()
 
 
 @pytest.mark.parametrize(("method", "cause"), [

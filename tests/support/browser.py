@@ -110,18 +110,18 @@ def read_png(path: Path) -> Image:
     pixels: list[tuple[int, int, int]] = []
     for y in range(height):
         line = raw[y * (stride + 1):(y + 1) * (stride + 1)]
-        kind, row = line[0], bytearray(line[1:])
+        method, row = line[0], bytearray(line[1:])
         for i in range(stride):
             left = row[i - bpp] if i >= bpp else 0
             up = prev[i]
             corner = prev[i - bpp] if i >= bpp else 0
-            if kind == 1:
+            if method == 1:
                 row[i] = (row[i] + left) & 0xFF
-            elif kind == 2:
+            elif method == 2:
                 row[i] = (row[i] + up) & 0xFF
-            elif kind == 3:
+            elif method == 3:
                 row[i] = (row[i] + (left + up) // 2) & 0xFF
-            elif kind == 4:
+            elif method == 4:
                 p = left + up - corner
                 pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
                 pred = left if pa <= pb and pa <= pc else up if pb <= pc else corner
