@@ -4,15 +4,16 @@ so `import aiclient.cli` never loads sqlite3)."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from aicommon.clikit import AppContext, begin, finish, json_option
+from aicommon.clikit import AppContext, PathParam, begin, finish, json_option
 from aicommon.errors import ExitCode
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from aiclient.analytics.records import IterationRecord, RunInfo
 
 
@@ -35,12 +36,12 @@ def _exit_with(app: AppContext, data: Any, human: Any, errors: list[dict[str, st
                                            "default: Claude Code's own).")
 @click.option("--iterations", "-n", type=click.IntRange(min=1), default=1, show_default=True,
               help="How many times to run the prompt.")
-@click.option("--prompt-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--prompt-file", type=PathParam(exists=True, dir_okay=False),
               help="Prompt template file ({{goal}} and {{iteration}} are substituted).")
 @click.option("--prompt", metavar="TEXT", help="Prompt template text.")
 @click.option("--goal", metavar="TEXT", help="Substituted literally for {{goal}} (alone: the "
                                              "prompt is the goal).")
-@click.option("--stop-file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--stop-file", type=PathParam(dir_okay=False),
               help="Stop after the iteration in which this file appears (then remove it).")
 @click.option("--push", is_flag=True, help="Run `git push` after each iteration (git is never "
                                            "run otherwise).")
@@ -155,7 +156,7 @@ def show_cmd(ctx: click.Context, run_ref: str, as_json: bool) -> None:
 @analytics.command("compare")
 @click.argument("run_a", metavar="RUN_A")
 @click.argument("run_b", metavar="RUN_B")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--html", "html_file", type=PathParam(dir_okay=False),
               help="Also write one self-contained HTML page with charts.")
 @json_option
 @click.pass_context
@@ -180,7 +181,7 @@ def compare_cmd(ctx: click.Context, run_a: str, run_b: str, html_file: Path | No
 
 @analytics.command("import")
 @click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+                type=PathParam(exists=True, dir_okay=False))
 @click.option("--backend", type=click.Choice(["cloud", "ollama"]),
               help="Default: inferred from the models in the logs.")
 @click.option("--model", metavar="M", help="Model label (default: from the logs).")

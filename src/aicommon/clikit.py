@@ -5,18 +5,30 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from aicommon.errors import AiError, ExitCode
 from aicommon.output import Output
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 F = TypeVar("F", bound=Callable[..., Any])
 # An explicit --config that does not exist is an error, except for the commands that create
 # it (install, setup), remove what was installed (uninstall) or only say where it is (paths).
 WRITES_OR_IGNORES_CONFIG = frozenset({"install", "setup", "uninstall", "paths"})
+
+
+class PathParam(click.Path[Any]):
+    """click.Path whose values are pathlib.Path objects; pathlib is imported only when a value
+    arrives, so `--help` and `--version` never pay for it (fast start)."""
+
+    def coerce_path_result(self, value: Any) -> Any:
+        from pathlib import Path
+
+        return value if isinstance(value, Path) else Path(value)
 
 
 @dataclass
@@ -118,7 +130,7 @@ def make_group(prog: str, doc: str, config_envvar: str) -> click.Group:
     @click.group(prog, help=doc, context_settings={"help_option_names": ["-h", "--help"]})
     @click.version_option(__version__, "-V", "--version", prog_name=prog,
                           message="%(prog)s %(version)s")
-    @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
+    @click.option("--config", "config", type=PathParam(dir_okay=False),
                   envvar=config_envvar,
                   help=f"Settings file (default: config.toml in the config dir; "
                        f"env {config_envvar}).")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -76,6 +75,8 @@ class Output:
     ) -> None:
         """Print a command's result: the envelope with --json, else the human text."""
         if self.json_mode:
+            import json  # not at import time: `--help` and `--version` never need it
+
             json.dump(envelope(command, ok, data, errors), self.stdout, indent=2, sort_keys=False)
             self.stdout.write("\n")
         elif human is not None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from aicommon.clikit import (
+    PathParam,
     begin,
     checked,
     checks_text,
@@ -19,6 +19,9 @@ from aicommon.clikit import (
     make_group,
     run_main,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PROG = "ai-server"
 
@@ -88,7 +91,7 @@ _WAIT = click.option("--wait", "wait_seconds", type=click.FloatRange(0), default
 
 
 @config.command("render")
-@click.option("--output", "output", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--output", "output", type=PathParam(file_okay=False),
               help="Write haproxy.cfg and its files into DIR (else print the config).")
 @_WAIT
 @click.pass_context

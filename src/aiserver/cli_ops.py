@@ -5,17 +5,18 @@ Registered on the main group by cli.py with `cli.add_command(...)`.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from aicommon.clikit import AppContext, begin, finish, json_option
+from aicommon.clikit import AppContext, PathParam, begin, finish, json_option
 
-_FILE = click.option("--file", "log_file", type=click.Path(dir_okay=False, path_type=Path),
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_FILE = click.option("--file", "log_file", type=PathParam(dir_okay=False),
                      help="Read this access log instead of <log dir>/gateway.log.")
 
 
@@ -70,6 +71,8 @@ def logs(ctx: click.Context, count: int, follow: bool, log_file: Path | None,
          as_json: bool) -> None:
     """Show the gateway's access log: time, device, request, status, timings, bytes."""
     app = begin(ctx, as_json and not follow)
+    import json
+
     from aiserver import usage as core
 
     path = _log_path(app, log_file)
