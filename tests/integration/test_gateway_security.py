@@ -258,3 +258,35 @@ def test_missing_and_rejected_tokens_differ_and_usage_names_the_source(
     human = token_gw.cli("usage", "--file", str(token_gw.log_path))
     assert "rejected token: 127.0.0.1 sent a token the gateway does not accept 3 time(s)" \
         in human.stdout
+
+
+# -- audit probes (issue 12 §1, §2) ----------------------------------------------------------
+
+def test_audit_host_and_browser_probes_pass_on_the_gateway_and_fail_on_bare_ollama(
+    gateway: GatewayProcess, sim: OllamaSimulator
+) -> None:
+    from aiserver.audit import audit_browser_and_host
+
+    assert all(f.ok for f in audit_browser_and_host(gateway.host, gateway.port))
+    bare = audit_browser_and_host("127.0.0.1", sim.port)  # what the gateway used to let by
+    assert [f.ok for f in bare] == [False, False]
+
+
+def test_audit_admin_socket_must_be_a_private_unix_socket(gateway: GatewayProcess,
+                                                           tmp_path: Path) -> None:
+    from aiserver.audit import audit_admin_socket
+    from aiserver.settings import load
+
+    settings = load(gateway.config)
+    assert audit_admin_socket(settings).ok
+    sock = Path(settings.gateway.stats_socket)
+    sock.chmod(0o666)
+    bad = audit_admin_socket(settings)
+    assert not bad.ok and "mode 666" in bad.detail
+    plain = tmp_path / "admin.sock"
+    plain.write_text("")
+    plain.chmod(0o600)
+    from dataclasses import replace
+
+    other = replace(settings, gateway=replace(settings.gateway, stats_socket=str(plain)))
+    assert "not a socket" in audit_admin_socket(other).detail

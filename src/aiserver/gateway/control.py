@@ -285,7 +285,14 @@ def probe(settings: Settings, headers: dict[str, str], timeout: float = 2.0) -> 
 
 def is_haproxy(pid: int) -> bool:
     """Whether pid is an HAProxy process (a stale pid file may name an unrelated process)."""
-    done = run(["ps", "-o", "comm=", "-p", str(pid)], timeout=10, check=False)
+    proc = Path(f"/proc/{pid}/comm")
+    if proc.exists():
+        with contextlib.suppress(OSError):
+            return "haproxy" in proc.read_text()
+    try:
+        done = run(["ps", "-o", "comm=", "-p", str(pid)], timeout=10, check=False)
+    except AiError:
+        return False
     return done.ok and "haproxy" in done.stdout
 
 
@@ -299,8 +306,22 @@ def stop_master(pid: int, timeout: float = 15.0) -> bool:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
+        if _zombie(pid):  # exited; its parent has not reaped it yet
+            return True
         time.sleep(0.1)
     return False
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            done = run(["ps", "-o", "stat=", "-p", str(pid)], timeout=10, check=False)
+        except AiError:
+            return False
+        return done.stdout.strip().startswith("Z")
+    return stat_line.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 def runtime_command(sock: Path, command: str, timeout: float = 3.0) -> str:
