@@ -52,6 +52,8 @@ def _bytes(value: int) -> str:
 def _entry_line(entry: dict[str, Any]) -> str:
     when = str(entry["time"]).replace("T", " ").rstrip("Z")
     end = "" if entry["termination"] == "----" else f"  [{entry['termination']}]"
+    if entry.get("auth") in ("missing", "rejected"):
+        end += f"  token {entry['auth']}"
     return (f"{when}  {entry['name']:<18} {entry['method']:<6} {entry['path']:<26} "
             f"{entry['status']:>3}  ttfb {_ms(entry['ttfb_ms']):>7}  "
             f"total {_ms(entry['total_ms']):>7}  in {_bytes(entry['bytes_in']):>6}  "
@@ -136,8 +138,13 @@ def _usage_human(data: dict[str, Any]) -> str:
         return head + "\nno requests in this window"
     rows = [row(g["key"], g) for g in data["groups"]]
     rows.append(row("TOTAL", data["totals"]))
-    return head + "\n" + table(rows, [data["by"].upper(), "REQS", "ERRORS", "4XX", "5XX", "IN",
+    text = head + "\n" + table(rows, [data["by"].upper(), "REQS", "ERRORS", "4XX", "5XX", "IN",
                                       "OUT", "TTFB P50", "TTFB P95", "TOTAL P50"])
+    for r in data.get("rejected_tokens", []):
+        who = r["client"] if r["name"] == r["client"] else f"{r['name']} ({r['client']})"
+        text += (f"\nrejected token: {who} sent a token the gateway does not accept "
+                 f"{r['attempts']} time(s), last {r['last']}")
+    return text
 
 
 @click.command()
@@ -164,7 +171,8 @@ def usage(ctx: click.Context, since: timedelta | None, by: str, log_file: Path |
     read = core.read_log(path)
     names: dict[str, str] = {}
     notes: list[str] = []
-    if by in ("device", "client") and any(e.device == "-" for e in read.entries):
+    if (by in ("device", "client") and any(e.device == "-" for e in read.entries)) or any(
+            e.auth == "rejected" for e in read.entries):
         names, note = core.tailnet_names()
         if note:
             notes.append(note)
@@ -183,7 +191,7 @@ def tokens() -> None:
 def _gateway_note(app: AppContext, result: dict[str, Any]) -> None:
     gw = result["gateway"]
     text = gw["message"] + (f" (hint: {gw['hint']})" if gw.get("hint") else "")
-    if gw["state"] in ("reloaded", "not_running"):
+    if gw["state"] in ("reloaded", "verified", "not_running"):
         app.out.info(text)
     else:
         app.out.warn(text)
@@ -194,7 +202,7 @@ def _finish_change(app: AppContext, data: dict[str, Any], human: Any) -> None:
     from aicommon.errors import ExitCode
 
     _gateway_note(app, data)
-    failed = data["gateway"]["state"] == "reload_failed"
+    failed = data["gateway"]["state"] in ("reload_failed", "not_applied")
     finish(app, data, human, ok=not failed,
            exit_code=ExitCode.FAILURE if failed else ExitCode.OK)
 

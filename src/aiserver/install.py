@@ -614,6 +614,17 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
         except AiError as exc:
             lingering.update(disabled=False, error=exc.message,
                              hint=f"sudo loginctl disable-linger {manifest['linger']}")
+    # A gateway still running from this state (`ai-server run` outside the services) is
+    # stopped first and named: its state is never deleted under it.
+    from aiserver.gateway import control
+
+    kept_state = False
+    pid = control.running_master(settings)
+    if pid is not None:
+        if control.is_haproxy(pid) and control.stop_master(pid):
+            stopped.append(f"gateway started by `ai-server run` (HAProxy master pid {pid})")
+        else:
+            kept_state = True
     removed = []
     for spec, manager in chosen.values():  # our block out of Homebrew's env file
         if isinstance(manager, services.Brew):
@@ -634,6 +645,11 @@ def uninstall(config_file: Path | None, purge: bool) -> dict[str, Any]:
             p.unlink()
             removed.append(str(p))
     gw_dir = paths.state_dir / "gateway"
+    if kept_state:
+        raise AiError(f"a process (pid {pid}) still runs from the gateway state in {gw_dir} and "
+                      "could not be stopped as HAProxy; its state was kept",
+                      f"stop it (kill {pid}), then run `ai-server uninstall` again",
+                      code="uninstall.gateway_running", exit_code=ExitCode.FAILURE)
     if gw_dir.exists():
         shutil.rmtree(gw_dir)
         removed.append(str(gw_dir))

@@ -134,8 +134,14 @@ def duration_ms(value: str) -> int:
     return n * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit]
 
 
+def _one_line(text: str) -> str:
+    """Control characters of a refused value shown escaped: a refusal is one line."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 def _bad(message: str, hint: str) -> AiError:
-    return AiError(message, hint, code="config.invalid", exit_code=ExitCode.CONFIG)
+    return AiError(_one_line(message), _one_line(hint), code="config.invalid",
+                   exit_code=ExitCode.CONFIG)
 
 
 def split_hostport(value: str, what: str = "upstream") -> tuple[str, int]:

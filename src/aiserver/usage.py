@@ -57,10 +57,12 @@ class Entry:
     session: str
     agent: str
     node: str = "-"  # the server that answered ("ollama", a pool node, "<NOSRV>": the gateway)
+    auth: str = "-"  # with tokens: "ok", "missing" or "rejected" (a token was sent, not accepted)
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"time": self.time.strftime(TIME_FORMAT)}
-        data.update({k: getattr(self, k) for k in (*_STR_FIELDS, "node", *_INT_FIELDS)})
+        data.update({k: getattr(self, k) for k in (*_STR_FIELDS, "node", "auth",
+                                                   *_INT_FIELDS)})
         return data
 
 
@@ -72,7 +74,7 @@ def parse_line(line: str) -> Entry | None:
     try:
         doc = json.loads(text)
         when = datetime.strptime(doc["time"], TIME_FORMAT).replace(tzinfo=UTC)
-        strs = {k: doc.get(k, "-") for k in (*_STR_FIELDS, "node")}
+        strs = {k: doc.get(k, "-") for k in (*_STR_FIELDS, "node", "auth")}
         ints = {k: doc[k] for k in _INT_FIELDS}
     except (ValueError, KeyError, TypeError):
         return None
@@ -208,6 +210,16 @@ def summarize(entries: Iterable[Entry], *, by: str, since: timedelta | None, now
         groups.setdefault(group_key(e, by, names or {}), []).append(e)
     rows = [{"key": key, **figures(items)} for key, items in groups.items()]
     rows.sort(key=lambda r: (-r["requests"], r["key"]))
+    rejected: dict[str, list[Entry]] = {}
+    for e in inside:
+        if e.auth == "rejected":
+            rejected.setdefault(_ip_key(e.client), []).append(e)
+    # Clients often show only "Not logged in": name who keeps sending a wrong token.
+    rejected_rows: list[dict[str, Any]] = [
+        {"client": ip, "name": (names or {}).get(ip, ip), "attempts": len(items),
+         "last": max(i.time for i in items).strftime(TIME_FORMAT)}
+        for ip, items in rejected.items()]
+    rejected_rows.sort(key=lambda r: (-r["attempts"], r["client"]))
     return {
         "by": by,
         "from": start.strftime(TIME_FORMAT) if start is not None else None,
@@ -215,6 +227,7 @@ def summarize(entries: Iterable[Entry], *, by: str, since: timedelta | None, now
         "outside_window": outside,
         "groups": rows,
         "totals": figures(inside),
+        "rejected_tokens": rejected_rows,
     }
 
 

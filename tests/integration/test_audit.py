@@ -82,6 +82,11 @@ def test_audit_clean_then_finding_when_ollama_is_exposed(ns: str, tmp_path: Path
         assert checks["ollama-loopback"]["ok"] and checks["gateway-listen"]["ok"]
         assert "is the gateway, not Ollama" in checks["ollama-unreachable"]["detail"]
         assert "probes refused" in checks["gateway-refusals"]["detail"]
+        # issue 12: a foreign Host and a browser Origin are refused; the admin socket is a
+        # private UNIX socket
+        assert checks["gateway-host"]["ok"] and checks["gateway-browser"]["ok"]
+        assert checks["admin-socket"]["ok"], checks["admin-socket"]
+        assert checks["admin-socket"]["detail"].endswith("is a UNIX socket, mode 600")
         assert data["listeners_from"] == "ss"
         assert data["seconds"] < 5
 

@@ -118,8 +118,11 @@ def test_install_starts_both_services_and_is_idempotent(stack: Stack) -> None:
     # the gateway the service runs answers, and refuses what it must
     from tests.support.rawhttp import exchange, request_bytes
 
-    assert exchange("127.0.0.1", stack.port, request_bytes("GET", "/api/tags")).status == 200
-    assert exchange("127.0.0.1", stack.port, request_bytes("POST", "/api/pull")).status == 403
+    host = f"127.0.0.1:{stack.port}"  # a name of this gateway (its listen address)
+    assert exchange("127.0.0.1", stack.port, request_bytes("GET", "/api/tags", host=host)
+                    ).status == 200
+    assert exchange("127.0.0.1", stack.port, request_bytes("POST", "/api/pull", host=host)
+                    ).status == 403
 
     before = len(stack.service_calls())
     again = stack.cli("install", "--yes")
@@ -473,3 +476,26 @@ def test_macos_launchd_agents_without_homebrew(tmp_path: Path) -> None:
         assert not agents.exists()  # install created it, uninstall removed it again
     finally:
         fe.stop_all()
+
+
+def test_uninstall_stops_a_gateway_started_by_run_and_says_so(stack: Stack) -> None:
+    """Issue 12 §6: uninstall had deleted the state of a gateway started by `ai-server run`
+    (which then kept serving revoked tokens). It now stops that gateway first and says so."""
+    proc = subprocess.Popen([sys.executable, "-m", "aiserver.cli", "run", "--wait", "0"],
+                            env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        pid_file = stack.home / "state" / "gateway" / "haproxy.pid"
+        deadline = time.monotonic() + 15
+        while not (pid_file.exists() and pid_file.read_text().strip()):
+            assert proc.poll() is None and time.monotonic() < deadline, "gateway never started"
+            time.sleep(0.05)
+        res = stack.cli("uninstall", "--json")
+        assert res.returncode == 0, res.stderr
+        stopped = json.loads(res.stdout)["data"]["stopped"]
+        assert f"gateway started by `ai-server run` (HAProxy master pid {proc.pid})" in stopped
+        assert proc.wait(timeout=15) is not None  # stopped, not orphaned
+        assert not (stack.home / "state" / "gateway").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

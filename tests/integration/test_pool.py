@@ -108,6 +108,51 @@ def test_routing_by_model(pool: Pool, path: str, stream: bool, size: int) -> Non
             assert headers["content-type"].startswith("text/event-stream")
 
 
+@pytest.mark.parametrize(("name", "raw", "model"), [
+    # pretty-printed: the old regex took the caller's whole body as the model name
+    ("pretty", b'{\n  "model": "gemma3:1b",\n  "max_tokens": 16,\n  "messages": [\n    '
+               b'{"role": "user", "content": "hi"}\n  ]\n}', "gemma3:1b"),
+    ("escaped", b'{"model":"gemma3:1b","max_tokens":16,'
+                b'"messages":[{"role":"user","content":"hi"}]}'.replace(b"3:1b", b"3\\u003a1b"),
+     "gemma3:1b"),
+    # a "model" inside a message that comes first must not win over the top-level one
+    ("nested first", b'{"messages":[{"role":"user","content":"hi","model":"llama3.2:3b"}],'
+                     b'"metadata":{"model":"llama3.2:3b"},"max_tokens":16,'
+                     b'"model":"gemma3:1b"}', "gemma3:1b"),
+    ("large prompt", b'{"model":"gemma3:1b","max_tokens":16,"messages":[{"role":"user",'
+                     b'"content":"' + b"y" * 300_000 + b'"}]}', "gemma3:1b"),
+])
+def test_pool_reads_the_top_level_model_as_json(pool: Pool, name: str, raw: bytes,
+                                                model: str) -> None:
+    pool.clear()
+    status, _, data = call(pool.gw, "POST", "/v1/messages", raw=raw)
+    assert status == 200, (name, data[:300])
+    only, other = (pool.b, pool.a) if model == "gemma3:1b" else (pool.a, pool.b)
+    assert hits(only, "/v1/messages") == 1 and hits(other, "/v1/messages") == 0, name
+
+
+def test_pool_duplicate_model_keys_route_on_the_first_and_the_node_decides(pool: Pool) -> None:
+    """Duplicate top-level keys: HAProxy's json_query takes the first, Go (Ollama) the last.
+    The gateway cannot see the last without Lua (Homebrew's HAProxy has none), and refusing
+    every body with two "model" keys would refuse Claude Code (its Task tool inputs carry one),
+    so it routes on the first; the node then answers for the last. Routing only picks a node,
+    so the worst case is that node's own "model not found" — never another route."""
+    pool.clear()
+    raw = (b'{"model":"gemma3:1b","model":"llama3.2:3b","max_tokens":16,'
+           b'"messages":[{"role":"user","content":"hi"}]}')
+    status, _, data = call(pool.gw, "POST", "/v1/messages", raw=raw)
+    assert hits(pool.b, "/v1/messages") == 1 and hits(pool.a, "/v1/messages") == 0
+    assert status == 404 and "llama3.2:3b" in json.loads(data)["error"]["message"]
+
+
+def test_pool_unknown_model_in_a_pretty_body_is_named_not_the_body(pool: Pool) -> None:
+    status, _, data = call(pool.gw, "POST", "/v1/messages",
+                           raw=b'{\n  "model": "nope:1b",\n  "max_tokens": 16\n}')
+    assert status == 404
+    message = json.loads(data)["error"]["message"]
+    assert message == "model nope:1b not found on any node of the pool", message
+
+
 def test_unknown_model_is_404_in_the_callers_shape(pool: Pool) -> None:
     pool.clear()
     status, _, data = call(pool.gw, "POST", "/v1/messages",

@@ -459,4 +459,4 @@ def test_logs_command_json(log_file: Path, fake_tailscale: Path,
     assert bob["name"] == "bob-mbp" and bob["path"] == "/v1/chat/completions"
     assert set(bob) == {"time", "client", "device", "node", "method", "path", "status", "bytes_in",
                         "bytes_out", "queue_ms", "ttfb_ms", "total_ms", "termination",
-                        "session", "agent", "name"}
+                        "session", "agent", "name", "auth"}

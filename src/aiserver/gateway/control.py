@@ -256,3 +256,88 @@ def reload(settings: Settings, wait_seconds: float) -> dict[str, object]:
             "generation": prepared.generation.name, "changed": prepared.changed,
             "listen": list(listen.addresses), "names": list(listen.names),
             "notes": list(listen.notes)}
+
+
+def probe(settings: Settings, headers: dict[str, str], timeout: float = 2.0) -> int | None:
+    """GET /api/version through the running gateway (first listen address that answers), as a
+    client would send it; the HTTP status, or None when nothing listens there."""
+    import http.client
+
+    try:
+        addresses = resolve_listen(settings, 0).addresses
+    except AiError:
+        return None
+    port = settings.gateway.port
+    for addr in addresses:
+        host = f"[{addr}]" if ":" in addr else addr
+        conn = http.client.HTTPConnection(addr, port, timeout=timeout)
+        try:
+            conn.request("GET", "/api/version", headers={"Host": f"{host}:{port}", **headers})
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        except (OSError, http.client.HTTPException):
+            continue
+        finally:
+            conn.close()
+    return None
+
+
+def is_haproxy(pid: int) -> bool:
+    """Whether pid is an HAProxy process (a stale pid file may name an unrelated process)."""
+    proc = Path(f"/proc/{pid}/comm")
+    if proc.exists():
+        with contextlib.suppress(OSError):
+            return "haproxy" in proc.read_text()
+    try:
+        done = run(["ps", "-o", "comm=", "-p", str(pid)], timeout=10, check=False)
+    except AiError:
+        return False
+    return done.ok and "haproxy" in done.stdout
+
+
+def stop_master(pid: int, timeout: float = 15.0) -> bool:
+    """Stop an HAProxy master (SIGTERM: workers stop too); True once it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if _zombie(pid):  # exited; its parent has not reaped it yet
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            done = run(["ps", "-o", "stat=", "-p", str(pid)], timeout=10, check=False)
+        except AiError:
+            return False
+        return done.stdout.strip().startswith("Z")
+    return stat_line.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+def runtime_command(sock: Path, command: str, timeout: float = 3.0) -> str:
+    """One command on HAProxy's runtime API (the admin stats socket); its whole answer."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(str(sock))
+        s.sendall(command.encode() + b"\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data.decode(errors="replace")
+
+
+def current_generation(settings: Settings) -> Path | None:
+    current = gateway_dir(settings) / "current"
+    return current.resolve() if current.is_symlink() else None

@@ -4,9 +4,10 @@ This module renders (pure); `nodes` keeps the pool's state (tokens, model lists,
 
 HAProxy does the balancing. Every node has a health-anchor backend (`node_<i>`, checked on
 GET /api/version); routing groups (`pool_<i>_<j>…`: the nodes that have a model) track those
-checks. The model of a request is read from the first 16 KB of its body (clients put
-`"model"` first) or from the `/v1/models/{model}` path and looked up in `models.map`, built
-from each node's `/api/tags` by `ai-server pool refresh` (also on run and reload). Remote nodes
+checks. The model of a request is the top-level `"model"` of its JSON body (read as JSON
+from the first 16 KB: clients put it first) or from the `/v1/models/{model}` path, looked up
+in `models.map`, built from each node's `/api/tags` by `ai-server pool refresh` (also on run
+and reload). Remote nodes
 are other machines' ai-server gateways, reached through a local relay that adds their token.
 """
 
@@ -23,9 +24,11 @@ from aiserver.settings import Settings, split_hostport
 
 BODY_PEEK = "16k"  # how much of a POST body HAProxy waits for to find "model"
 SESSION_HEADER = "x-claude-code-session-id"
-MODEL_FROM_BODY = (r"""'req.body,regsub("^.*?\"model\"[[:space:]]*:[[:space:]]*\"([^\"]+)\".*$","""
-                   r""""\1")'""")
-HAS_MODEL = "'\"model\"[[:space:]]*:[[:space:]]*\"'"
+# The top-level "model" read as JSON (escapes, pretty-printing, nested "model" keys before it),
+# from the buffered part of the body. With duplicate top-level keys HAProxy takes the first
+# and Ollama (Go) the last: routing only picks the node, so the worst case is that node's own
+# "model not found" (tests/integration/test_pool.py pins it).
+MODEL_FROM_BODY = "req.body,json_query('$.model')"
 UPSTREAM_DOWN = ("Ollama is down on the server: the gateway cannot connect to it (its health "
                  "check fails)")
 CHECK = "check inter 2s fastinter 500ms downinter 1s rise 1 fall 2"
@@ -159,8 +162,7 @@ def render_pool(settings: Settings, target_dir: Path, sock_dir: Path,
         "    # The pool: route by the request's model, keep a session on one node.",
         "    acl pool_session req.hdr(" + SESSION_HEADER + ") -m found",
         f"    http-request wait-for-body time 2s at-least {BODY_PEEK} if METH_POST",
-        f"    http-request set-var(txn.model) {MODEL_FROM_BODY} if METH_POST "
-        f"{{ req.body -m reg {HAS_MODEL} }}",
+        f"    http-request set-var(txn.model) {MODEL_FROM_BODY} if METH_POST",
         "    http-request set-var(txn.model) path,field(4,/) "
         "if METH_GET { path_beg /v1/models/ }",
         f"    http-request set-var(txn.group) var(txn.model),map_str({map_path}) "

@@ -391,9 +391,14 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         "max_body_bytes": str(lim.max_body_bytes),
         "max_body_digits": str(len(str(lim.max_body_bytes))),
         "backends": backends,
-        "upstream_down": "" if settings.pool.nodes else refusal(
-            502, UPSTREAM_DOWN, code="upstream_down", cond="{ nbsrv(ollama) eq 0 }",
-            hint="run `ai-server status` on the server"),
+        "upstream_down": "" if settings.pool.nodes else "\n".join([
+            refusal(502, UPSTREAM_DOWN, code="upstream_down", cond="{ nbsrv(ollama) eq 0 }",
+                    hint="run `ai-server status` on the server"),
+            # A full queue is said at once (HAProxy would park the request in the backend's
+            # unbounded queue until timeout queue): clients retry with Retry-After.
+            refusal(503, f"every Ollama slot is busy and the queue of {lim.queue_size} is "
+                         "full; retry later", code="queue_full", headers="hdr Retry-After 10",
+                    cond=f"{{ queue(ollama) ge {lim.queue_size} }}", retry_after_seconds="10")]),
         "routing": routing,
         # The exporter shares Ollama's loopback address: [::1] when Tailscale's userspace
         # networking would deliver tailnet connections to anything on 127.0.0.1.

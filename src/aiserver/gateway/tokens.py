@@ -3,13 +3,16 @@
 The file stays parseable by render.parse_token_map: a token line may be preceded by a
 `# added <UTC time>` comment (kept with it and removed with it); other comments and hand-made
 lines are left alone. Every write is atomic with mode 600. After a change a running gateway
-is reloaded gracefully so the change applies without dropping streams.
+is reloaded gracefully so the change applies without dropping streams, and the change is
+checked through the gateway itself (a probe with the token) before the command returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +22,7 @@ from aicommon.errors import AiError, ExitCode
 from aicommon.fsutil import atomic_write
 from aiserver.gateway import control as gatewayctl
 from aiserver.gateway import render as gateway
-from aiserver.gateway.paths import token_file
+from aiserver.gateway.paths import gateway_dir, stats_socket, token_file
 from aiserver.settings import Settings
 
 HEADER = ("# ai-server per-device tokens: one '<token> <device>' per line; keep this file "
@@ -79,26 +82,81 @@ def _check_device_name(device: str) -> None:
                       exit_code=ExitCode.USAGE)
 
 
-def _after_change(settings: Settings) -> dict[str, Any]:
-    """Reload a running gateway; report what happened to it (never fails the change)."""
+VERIFY_SECONDS = 10.0
+
+
+def _map_answers(settings: Settings, gen: Path, token: str, accepted: bool) -> bool:
+    """Whether the worker answering on the runtime API has `gen`'s token map, with `token`
+    present (accepted) or absent (revoked)."""
+    try:
+        out = gatewayctl.runtime_command(stats_socket(settings),
+                                         f"get map {gen / 'tokens.map'} {token}")
+    except OSError:
+        return False  # the new worker is taking over the socket
+    if "found=" not in out:
+        return False  # an older worker, which does not know this generation's map
+    return ("found=yes" in out) == accepted
+
+
+def _probe_applied(settings: Settings, token: str, accepted: bool) -> bool | None:
+    """A gateway with no state here (started elsewhere): ask it with the token itself."""
+    status = gatewayctl.probe(settings, {"Authorization": f"Bearer {token}"})
+    return None if status is None else (status != 401) == accepted
+
+
+def _after_change(settings: Settings, changes: list[tuple[str, str]], accepted: bool
+                  ) -> dict[str, Any]:
+    """Apply a change of (token, device) pairs to a running gateway before returning: at once
+    on the running worker through the runtime API (open connections included), then by a
+    graceful reload, checked on the new worker; a gateway without state here is checked with
+    a request carrying the token. Reports what happened (the file change is kept)."""
     if not settings.gateway.tokens:
         return {"state": "not_enforced",
                 "message": "tokens = false: the gateway does not check tokens",
                 "hint": "set tokens = true in [gateway], then run `ai-server reload`"}
+    what = "accepts the new token" if accepted else "refuses the revoked token"
     pid = gatewayctl.running_master(settings)
     if pid is None:
-        return {"state": "not_running",
-                "message": "the gateway is not running; the change applies when it starts",
-                "hint": None}
+        applied = _probe_applied(settings, changes[0][0], accepted)
+        if applied is None:
+            return {"state": "not_running",
+                    "message": "the gateway is not running; the change applies when it starts",
+                    "hint": None}
+        if applied:
+            return {"state": "verified", "message": f"the gateway serving port "
+                    f"{settings.gateway.port} {what} (checked)", "hint": None}
+        return {"state": "not_applied",
+                "message": f"a gateway serving port {settings.gateway.port} still "
+                           f"{'refuses' if accepted else 'accepts'} the token, and it was not "
+                           "started from this machine's ai-server state (no master pid file: "
+                           "e.g. `ai-server run` with another AI_SERVER_HOME, or its state was "
+                           "removed), so it cannot be reloaded",
+                "hint": "stop that gateway and start it again (`ai-server run` or its service)"}
+    old = gatewayctl.current_generation(settings)
+    if old is not None:
+        for token, device in changes:  # effective now, on the worker that serves
+            command = (f"add map {old / 'tokens.map'} {token} {device}" if accepted else
+                       f"del map {old / 'tokens.map'} {token}")
+            with contextlib.suppress(OSError):
+                gatewayctl.runtime_command(stats_socket(settings), command)
     try:
         done = gatewayctl.reload(settings, 0)
     except AiError as err:
         return {"state": "reload_failed", "message": f"reloading the gateway failed: "
                 f"{err.message}", "hint": err.hint or "run `ai-server reload`",
                 "code": err.code}
+    gen = gateway_dir(settings) / str(done["generation"])
+    deadline = time.monotonic() + VERIFY_SECONDS
+    while not all(_map_answers(settings, gen, tok, accepted) for tok, _ in changes):
+        if time.monotonic() >= deadline:
+            return {"state": "not_applied",
+                    "message": f"reloaded the gateway (master pid {pid}) but its new worker "
+                               f"did not show the change within {VERIFY_SECONDS:g} s",
+                    "hint": "check `ai-server status`, then `ai-server reload`"}
+        time.sleep(0.05)
     return {"state": "reloaded", "message": f"reloaded the gateway (master pid "
-            f"{done['master_pid']})", "hint": None, "master_pid": done["master_pid"],
-            "generation": done["generation"]}
+            f"{done['master_pid']}); it {what} (checked)", "hint": None,
+            "master_pid": done["master_pid"], "generation": done["generation"]}
 
 
 def add(settings: Settings, device: str) -> dict[str, Any]:
@@ -118,7 +176,8 @@ def add(settings: Settings, device: str) -> dict[str, Any]:
     gateway.parse_token_map(new_text, str(path))  # never write what the gateway would refuse
     atomic_write(path, new_text, mode=0o600)
     return {"device": device, "token": token, "added": added, "file": str(path),
-            "enforced": settings.gateway.tokens, "gateway": _after_change(settings)}
+            "enforced": settings.gateway.tokens,
+            "gateway": _after_change(settings, [(token, device)], accepted=True)}
 
 
 def list_devices(settings: Settings) -> dict[str, Any]:
@@ -142,14 +201,17 @@ def revoke(settings: Settings, device: str) -> dict[str, Any]:
     assert text is not None
     kept: list[str] = []
     removed = 0
+    revoked: list[str] = []
     for raw in text.splitlines(keepends=True):
         parts = raw.split()
         if len(parts) == 2 and not parts[0].startswith("#") and parts[1] == device:
             removed += 1
+            revoked.append(parts[0])
             if kept and _ADDED.match(kept[-1].strip()):
                 kept.pop()
             continue
         kept.append(raw)
     atomic_write(path, "".join(kept), mode=0o600)
     return {"device": device, "removed": removed, "file": str(path),
-            "enforced": settings.gateway.tokens, "gateway": _after_change(settings)}
+            "enforced": settings.gateway.tokens,
+            "gateway": _after_change(settings, [(tok, device) for tok in revoked], accepted=False)}
