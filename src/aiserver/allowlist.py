@@ -22,26 +22,30 @@ class Entry:
     profile: str
     purpose: str
     regex: str | None = None  # anchored regex over the raw path, for parameterised routes
+    # a cheap read-only route: its own backend and slots, never queued behind inference
+    cheap: bool = False
 
     @property
     def example_path(self) -> str:
         return self.path.replace("{model}", "qwen3-coder:30b")
 
 
-def _e(methods: str, path: str, profile: str, purpose: str, regex: str | None = None
-       ) -> list[Entry]:
-    return [Entry(m, path, profile, purpose, regex) for m in methods.split(",")]
+def _e(methods: str, path: str, profile: str, purpose: str, regex: str | None = None,
+       cheap: bool = False) -> list[Entry]:
+    return [Entry(m, path, profile, purpose, regex, cheap) for m in methods.split(",")]
 
 
 ENTRIES: tuple[Entry, ...] = tuple(
-    _e("GET,HEAD", "/", "default", "health check: 'Ollama is running'")
-    + _e("GET,HEAD", "/api/version", "default", "server version (compatibility checks)")
-    + _e("GET,HEAD", "/api/tags", "default", "list local models")
-    + _e("POST", "/api/show", "default", "model details: context length, capabilities")
-    + _e("GET", "/api/ps", "default", "loaded models (read-only)")
-    + _e("GET", "/v1/models", "default", "OpenAI: list models")
+    _e("GET,HEAD", "/", "default", "health check: 'Ollama is running'", cheap=True)
+    + _e("GET,HEAD", "/api/version", "default", "server version (compatibility checks)",
+         cheap=True)
+    + _e("GET,HEAD", "/api/tags", "default", "list local models", cheap=True)
+    + _e("POST", "/api/show", "default", "model details: context length, capabilities",
+         cheap=True)
+    + _e("GET", "/api/ps", "default", "loaded models (read-only)", cheap=True)
+    + _e("GET", "/v1/models", "default", "OpenAI: list models", cheap=True)
     + _e("GET", "/v1/models/{model}", "default", "OpenAI: one model",
-         regex=f"^/v1/models/{MODEL_SEGMENT}$")
+         regex=f"^/v1/models/{MODEL_SEGMENT}$", cheap=True)
     + _e("POST", "/v1/chat/completions", "default", "OpenAI chat (Aider)")
     + _e("POST", "/v1/completions", "default", "OpenAI legacy completions")
     + _e("POST", "/v1/embeddings", "default", "OpenAI embeddings")

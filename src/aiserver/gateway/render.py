@@ -220,20 +220,24 @@ def host_rules(hosts: list[str], port: int, origins: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def allowlist_block(entries: list[Entry]) -> tuple[str, str]:
-    """ACL lines and the condition that is true for an allowlisted request."""
+def allowlist_block(entries: list[Entry], prefix: str = "") -> tuple[str, str]:
+    """ACL lines and the condition that is true for an allowlisted request.
+
+    With a prefix, only the path ACLs are declared (under prefixed names): the method ACLs
+    of the full allowlist are reused.
+    """
     methods = sorted({e.method for e in entries})
-    lines = [f"    acl m_{m.lower()} method {m}" for m in methods]
+    lines = [] if prefix else [f"    acl m_{m.lower()} method {m}" for m in methods]
     conds: list[str] = []
     for m in methods:
         exact = [e.path for e in entries if e.method == m and e.regex is None]
         regexes = [e for e in entries if e.method == m and e.regex is not None]
         if exact:
-            name = f"{m.lower()}_paths"
+            name = f"{prefix}{m.lower()}_paths"
             lines.append(f"    acl {name} path -m str {' '.join(exact)}")
             conds.append(f"m_{m.lower()} {name}")
         for i, e in enumerate(regexes):
-            name = f"{m.lower()}_pattern{i}"
+            name = f"{prefix}{m.lower()}_pattern{i}"
             lines.append(f"    acl {name} path -m reg {e.regex}")
             conds.append(f"m_{m.lower()} {name}")
     return "\n".join(lines), " || ".join(conds)
@@ -291,19 +295,57 @@ def parse_token_map(text: str, source: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def single_backend(settings: Settings) -> str:
+# Buffers: a whole typical agent request fits (tune.bufsize); the request line and headers
+# keep the limit a default 16 KB buffer gave them (16384 - tune.maxrewrite).
+TUNE_BUFSIZE = 1 << 20
+MAX_HEAD_BYTES = 15360
+# Bodies up to this size are read whole before connecting (bufsize minus the head, the
+# rewrite reserve and HTX block overhead, with margin); larger ones use ollama_bulk.
+BUFFERED_BODY_BYTES = 960 * 1024
+META_CONCURRENCY = 4  # slots of the cheap read-only routes (ollama_meta)
+
+
+def _backend(name: str, why: str, settings: Settings, server: str, maxconn: int) -> list[str]:
     g, lim = settings.gateway, settings.limits
-    return "\n".join([
-        "backend ollama",
+    return [
+        f"backend {name}",
+        f"    # {why}",
         "    # A client that hangs up frees its queue slot and makes Ollama stop generating.",
         "    option abortonclose",
-        "    option httpchk GET /api/version",
-        "    http-check expect status 200",
+        "    # One trusted server, no per-connection state upstream: reuse idle connections.",
+        "    http-reuse always",
         "    # Ollama on loopback answers 403 to any other Host (e.g. a MagicDNS name).",
         f"    http-request set-header Host {g.upstream}",
-        f"    server ollama {g.upstream} {CHECK} maxconn {lim.upstream_concurrency} "
-        f"maxqueue {lim.queue_size}",
-        ""])
+        f"    server ollama {g.upstream} {server} maxconn {maxconn} maxqueue {lim.queue_size}",
+        ""]
+
+
+def bulk_concurrency(settings: Settings) -> int:
+    return max(1, settings.limits.upstream_concurrency // 2)
+
+
+def single_backend(settings: Settings) -> str:
+    lim = settings.limits
+    main = _backend("ollama", "Inference: upstream_concurrency slots, then HAProxy's queue.",
+                    settings, CHECK, lim.upstream_concurrency)
+    main[2:2] = ["    option httpchk GET /api/version", "    http-check expect status 200"]
+    return "\n".join([
+        *main,
+        *_backend("ollama_meta", "Cheap read-only routes: their own slots, never queued "
+                  "behind inference.", settings, "track ollama/ollama", META_CONCURRENCY),
+        *_backend("ollama_bulk", "Bodies larger than the buffer (they stream in after the "
+                  "connect): their own slots.", settings, "track ollama/ollama",
+                  bulk_concurrency(settings))])
+
+
+def single_routing(entries: list[Entry]) -> str:
+    acls, cheap = allowlist_block([e for e in entries if e.cheap], prefix="cheap_")
+    return "\n".join([
+        acls,
+        f"    use_backend ollama_meta if {cheap}",
+        "    use_backend ollama_bulk if { req.hdr_val(content-length) gt "
+        f"{BUFFERED_BODY_BYTES} }}",
+        "    default_backend ollama"])
 
 
 def render(settings: Settings, listen: list[str], target_dir: Path, *,
@@ -343,7 +385,7 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         backends, routing = pooled.backends, pooled.routing
         files += [RenderedFile(rel, text, 0o644) for rel, text in pooled.files]
     else:
-        backends, routing = single_backend(settings), "    default_backend ollama"
+        backends, routing = single_backend(settings), single_routing(entries_for(g.profiles))
     values = {
         "version": __version__,
         # a comment: anything unprintable in the settings file's path is shown as '?'
@@ -355,6 +397,16 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         "timeout_client": t.client,
         "timeout_server": t.server,
         "timeout_http_request": t.http_request,
+        "tune_bufsize": str(TUNE_BUFSIZE),
+        "max_head_bytes": str(MAX_HEAD_BYTES),
+        "body_400_target": _error_body(400, "the request target has an empty authority or one with "
+                                            "user info", code="bad_target"),
+        "body_400_get_body": _error_body(400, "a GET or HEAD request must not carry a body",
+                                         code="body_not_allowed"),
+        "body_414": _error_body(400, f"the request target is longer than {MAX_HEAD_BYTES} "
+                                     "bytes", code="uri_too_long"),
+        "body_431": _error_body(400, f"the request headers are larger than {MAX_HEAD_BYTES} "
+                                     "bytes", code="headers_too_large"),
         "timeout_keep_alive": t.keep_alive,
         "timeout_queue": t.queue,
         "errorfiles": "\n".join(errorfiles),
@@ -404,7 +456,8 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         # networking would deliver tailnet connections to anything on 127.0.0.1.
         "metrics_bind": bind_address(split_hostport(g.upstream)[0], g.metrics_port),
     }
-    for key in ("body_411", "body_413"):
+    for key in ("body_411", "body_413", "body_400_target", "body_400_get_body", "body_414",
+                "body_431"):
         assert "'" not in values[key], key  # the bodies sit inside single quotes
     config = string.Template(resources.read_text("haproxy/haproxy.cfg.tmpl")).substitute(values)
     # 0600: with a pool, the config carries the remote gateways' tokens
