@@ -33,6 +33,7 @@ Attributes settable at any time (read once per request):
 ``cloud_disabled``      OLLAMA_NO_CLOUD=1 (default): ``:cloud``/``-cloud`` model names on
                         ``/v1/*`` answer 403 ``ollama cloud is disabled: …``
 ``record_requests``     append every request to ``requests`` (default on)
+``record_body_limit``   bytes of each body kept in ``RecordedRequest.body`` (64 KiB)
 ``log``                 ``None`` or a callable receiving one access-log line per request
 ``fixed_ids``           constant ids and timestamps in answers (byte-for-byte comparisons)
 ``tool_calls``          answer with a tool call when ``tools`` are given and the last message is
@@ -841,6 +842,7 @@ class OllamaSimulator:
         self.default_keep_alive: float | None = 300.0
         self.idle_timeout = 300.0
         self.record_requests = True
+        self.record_body_limit = RECORD_BODY_LIMIT  # Claude Code's requests are ~100-200 KB
         self.log: Callable[[str], None] | None = None
         # state
         self._lock = threading.Lock()
@@ -1226,7 +1228,7 @@ class OllamaSimulator:
                     raise _BadRequest(400, "malformed chunk terminator")
         else:
             take(length)
-        rec.body = bytes(kept[:RECORD_BODY_LIMIT])
+        rec.body = bytes(kept[:self.record_body_limit])
         rec.body_size = size
         return bytes(kept), hasher.hexdigest()
 
