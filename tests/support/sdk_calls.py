@@ -28,7 +28,7 @@ def attempt(out: dict[str, Any], name: str, fn: Callable[[], Any]) -> None:
 
 
 def openai_calls(base: str, key: str, model: str, embed: str) -> dict[str, Any]:
-    import openai
+    import openai  # type: ignore[import-not-found]  # only in the SDKs venv
 
     client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
     out: dict[str, Any] = {}
@@ -64,7 +64,7 @@ def openai_calls(base: str, key: str, model: str, embed: str) -> dict[str, Any]:
 
 
 def anthropic_calls(base: str, key: str, model: str, embed: str) -> dict[str, Any]:
-    import anthropic
+    import anthropic  # type: ignore[import-not-found]  # only in the SDKs venv
 
     client = anthropic.Anthropic(base_url=base, auth_token=key, api_key=None, max_retries=0)
     out: dict[str, Any] = {}
@@ -96,7 +96,7 @@ def anthropic_calls(base: str, key: str, model: str, embed: str) -> dict[str, An
 
 
 def ollama_calls(base: str, key: str, model: str, embed: str) -> dict[str, Any]:
-    import ollama
+    import ollama  # type: ignore[import-not-found]  # only in the SDKs venv
 
     client = ollama.Client(host=base, headers={"Authorization": f"Bearer {key}"})
     out: dict[str, Any] = {}
