@@ -165,6 +165,33 @@ def _wrapper_copy(real: RealStack, name: str, old: str, new: str) -> Path:
     return path
 
 
+@pytest.mark.parametrize(("version", "context", "sends"), [
+    (realclients.CLAUDE_CODE_CURRENT, 24576, False),
+    (realclients.CLAUDE_CODE_CURRENT, 32768, True),
+    ("2.1.153", 8192, True),
+])
+def test_claude_code_minimum_context_is_what_the_rule_says(
+        fresh: RealStack, version: str, context: int, sends: bool) -> None:
+    """The data behind share/compat/rules.toml `claude-needs-context` (min 32768, >2.1.153):
+    what real Claude Code does, with the wrapper's own refusal bypassed."""
+    from aiclient import compat
+
+    env = fresh.stack.claude_path_env(version)
+    settings = fresh.stack.wrapper.with_name("claude-ollama.settings.json")
+    env.update(json.loads(settings.read_text())["env"])
+    env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] = str(context)
+    res = subprocess.run([str(realclients.claude_bin(version)), "-p", "hi"], env=env,
+                         cwd=fresh.stack.home, capture_output=True, text=True, timeout=120,
+                         check=False)
+    reached = fresh.routes()[("POST", "/v1/messages")]
+    if sends:
+        assert res.returncode == 0 and reached == 1, res.stdout
+    else:
+        assert res.returncode == 1 and "Prompt is too long" in res.stdout and reached == 0
+    minimum = compat.min_context(compat.load_rules(), compat.parse_version(version))
+    assert sends == (minimum is None or context >= minimum)
+
+
 def test_wrong_token_is_named_at_start(fresh: RealStack) -> None:
     wrapper = _wrapper_copy(fresh, "claude-wrong-token", TOKEN, "wrong-token-000000000000")
     env = fresh.stack.claude_path_env(realclients.CLAUDE_CODE_CURRENT)
