@@ -1820,20 +1820,29 @@ class OllamaSimulator:
         toks, cut = _plan(f.chunks, self._options(data).get("num_predict"))
         reason = "length" if cut else "stop"
         prompt_tokens = _estimate_tokens(messages)
+        # routes.go ChatHandler: Think unset on a thinking-capable model means think
+        thinking = self._thinking(model, data.get("think") not in (False, "none"), f)
 
-        def final(content: str) -> dict[str, Any]:
+        def final(content: str, thought: str = "") -> dict[str, Any]:
+            message = {"role": "assistant", "content": content}
+            if thought:
+                message["thinking"] = thought
             out: dict[str, Any] = {"model": name, "created_at": self._now_rfc3339(),
-                                   "message": {"role": "assistant", "content": content},
-                                   "done": True, "done_reason": reason}
-            out.update(self._stats(req, prompt_tokens, len(toks)))
+                                   "message": message, "done": True, "done_reason": reason}
+            out.update(self._stats(req, prompt_tokens, len(thinking) + len(toks)))
             return out
 
         if data.get("stream") is False:
             if keep_alive.is_zero:
                 self._unload(model)
-            return _Full(200, _j(final("".join(toks))), delay_tokens=len(toks))
+            return _Full(200, _j(final("".join(toks), "".join(thinking))),
+                         delay_tokens=len(thinking) + len(toks))
 
         def gen() -> Iterator[bytes]:
+            for tok in thinking:
+                yield _ndjson({"model": name, "created_at": self._now_rfc3339(),
+                               "message": {"role": "assistant", "content": "", "thinking": tok},
+                               "done": False})
             for tok in toks:
                 yield _ndjson({"model": name, "created_at": self._now_rfc3339(),
                                "message": {"role": "assistant", "content": tok}, "done": False})
