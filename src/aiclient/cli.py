@@ -110,8 +110,12 @@ def setup_cmd(ctx: click.Context, server: tuple[str, int | None] | None, port: i
         lines.append(f"\nready: {d['server']} with {d['model']} "
                      f"(context {d['context_length']}). Open a new terminal, then:")
         lines.append(f"  aider                 # uses openai/{d['model']}")
-        lines.append("  claude-ollama         # Claude Code on your server; `claude` stays on "
-                     "the cloud")
+        blocked = next((n for n in plan.notes if n.startswith("Claude Code cannot work")), "")
+        if blocked:  # said in the summary too, not only in a note above the file list
+            lines.append(f"  claude-ollama         # will refuse to start: {blocked}")
+        else:
+            lines.append("  claude-ollama         # Claude Code on your server; `claude` stays "
+                         "on the cloud")
         lines.append("  ai-client test        # check the server end to end")
         return "\n".join(lines)
 
@@ -144,7 +148,8 @@ def env_cmd(ctx: click.Context, shell: str) -> None:
     from aiclient.settings import load
 
     s = load(app.config)
-    env = envfile.ClientEnv(s.base_url, s.api_key, s.model, s.client.scope, setup.bin_dir())
+    env = envfile.ClientEnv(s.base_url, s.api_key, s.model, s.client.scope, setup.bin_dir(),
+                            s.server.native_api)
     click.echo(envfile.render_fish(env) if shell == "fish" else envfile.render_posix(env),
                nl=False)
 

@@ -44,6 +44,7 @@ class Probe:
     capabilities: dict[str, list[str]] = field(default_factory=dict)
     trained_context: dict[str, int] = field(default_factory=dict)
     loaded_context: dict[str, int] = field(default_factory=dict)
+    native_api: bool = False  # POST /api/chat is forwarded (the "native" allowlist profile)
 
 
 def _peer_for(host: str) -> tailscale.Peer | None:
@@ -208,6 +209,19 @@ def _get(base_url: str, path: str, headers: dict[str, str], host: str, port: int
                       exit_code=ExitCode.UNAVAILABLE) from None
 
 
+def _native_api(base_url: str, headers: dict[str, str], host: str, port: int) -> bool:
+    """Does the gateway forward Ollama's native API? An empty model name costs nothing: Ollama
+    answers 400 "model is required"; a gateway without the native profile answers 403."""
+    from aicommon.httpclient import request
+
+    try:
+        resp = request("POST", base_url + "/api/chat", json_body={"model": ""},
+                       headers=headers, timeout=(3.05, 15.0), what=f"{host}:{port}")
+    except AiError:
+        return False
+    return resp.status == 400
+
+
 def probe(host: str, port: int, token: str, with_details: bool = True) -> Probe:
     blocked = local_tailscale_problem(host)
     if blocked is not None:
@@ -232,6 +246,7 @@ def probe(host: str, port: int, token: str, with_details: bool = True) -> Probe:
             ctx = info.get(f"{arch}.context_length") if arch else None
             if isinstance(ctx, int):
                 result.trained_context[name] = ctx
+        result.native_api = _native_api(base, headers, host, port)
         ps = _get(base, "/api/ps", headers, host, port)
         for m in ps.get("models") or []:
             if isinstance(m, dict) and isinstance(m.get("context_length"), int):
@@ -244,6 +259,14 @@ SERVER_DEFAULT_CONTEXT = 65536  # ai-server install's default OLLAMA_CONTEXT_LEN
 
 def tools_models(p: Probe) -> list[str]:
     return [m for m in p.models if "tools" in p.capabilities.get(m, [])]
+
+
+def chat_models(p: Probe) -> list[str]:
+    """Models that can be the chat model: `completion` capability (all of them when the
+    capabilities are unknown, e.g. an Ollama too old to report them)."""
+    if not p.capabilities:
+        return list(p.models)
+    return [m for m in p.models if "completion" in p.capabilities.get(m, [])]
 
 
 def context_for(p: Probe, model: str) -> tuple[int, str]:

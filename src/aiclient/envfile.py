@@ -29,6 +29,7 @@ class ClientEnv:
     model: str  # e.g. "qwen3-coder:30b"
     scope: str  # "global" | "aider"
     bin_dir: Path  # where `claude-ollama` lives; prepended to PATH once
+    native_api: bool = False  # the server forwards Ollama's native API (/api/chat …)
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
@@ -56,8 +57,11 @@ def variables(env: ClientEnv) -> list[tuple[str, str]]:
             ("AIDER_OPENAI_API_BASE", v1),
             ("AIDER_OPENAI_API_KEY", env.api_key),
         ]
+    # OLLAMA_API_BASE only when the gateway forwards the native API: otherwise
+    # `aider --model ollama_chat/…` would retry the gateway's 403s for a minute.
+    native = [("OLLAMA_API_BASE", env.base_url)] if env.native_api else []
     return [
-        ("OLLAMA_API_BASE", env.base_url),
+        *native,
         ("OPENAI_API_BASE", v1),
         ("OPENAI_API_KEY", env.api_key),
         ("AIDER_MODEL", f"openai/{env.model}"),
@@ -74,9 +78,16 @@ def fish_quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _native_note(env: ClientEnv) -> str:
+    if env.scope != "global" or env.native_api:
+        return ""
+    return ("# No OLLAMA_API_BASE: this server does not forward Ollama's native API (allowlist\n"
+            "# profile \"native\"), so `aider --model ollama_chat/…` would only get 403s.\n")
+
+
 def render_posix(env: ClientEnv) -> str:
     """The file `. `-sourced by sh, bash and zsh."""
-    lines = [_HEADER.format(scope=env.scope)]
+    lines = [_HEADER.format(scope=env.scope), _native_note(env)]
     lines += [f"export {name}={sh_quote(value)}\n" for name, value in variables(env)]
     quoted = sh_quote(str(env.bin_dir))
     # `${PATH-}` keeps `set -u` users working; quoted case patterns match literally.
@@ -91,7 +102,7 @@ def render_posix(env: ClientEnv) -> str:
 
 def render_fish(env: ClientEnv) -> str:
     """The file `source`d by fish."""
-    lines = [_HEADER.format(scope=env.scope)]
+    lines = [_HEADER.format(scope=env.scope), _native_note(env)]
     lines += [f"set -gx {name} {fish_quote(value)}\n" for name, value in variables(env)]
     quoted = fish_quote(str(env.bin_dir))
     lines.append(

@@ -73,6 +73,7 @@ class Server:
     token: str = ""  # device token; empty when the gateway checks none
     context_length: int = 0  # the server's OLLAMA_CONTEXT_LENGTH as seen at setup (0 unknown)
     ollama_version: str = ""
+    native_api: bool = False  # the gateway allows Ollama's native /api/chat (profile "native")
 
 
 @dataclass(frozen=True)

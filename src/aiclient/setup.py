@@ -142,19 +142,32 @@ def _choose_model(opts: Options, current: ClientSettings | None, probe: discover
         raise AiError(f"the server at {probe.base_url} has no models",
                       "on the server: `ollama pull qwen3-coder:30b` (or `ai-server models pull`)",
                       code="setup.no_models", exit_code=ExitCode.UNAVAILABLE)
+    chat = discovery.chat_models(probe)
     if opts.model:
         if opts.model not in probe.models:
             raise AiError(f"the server has no model {opts.model!r}",
                           "available: " + ", ".join(probe.models), code="setup.model",
                           exit_code=ExitCode.USAGE)
+        if opts.model not in chat:
+            caps = ", ".join(probe.capabilities.get(opts.model, [])) or "none"
+            raise AiError(f"{opts.model} cannot be the chat model: it lacks the 'completion' "
+                          f"capability (it has: {caps})",
+                          "usable: " + (", ".join(chat) or "none on this server (pull one: "
+                                        "`ai-server models pull qwen3-coder:30b`)"),
+                          code="setup.model_cannot_chat", exit_code=ExitCode.USAGE)
         return opts.model
-    if current is not None and current.model in probe.models:
+    if current is not None and current.model in chat:
         return current.model
+    if not chat:
+        raise AiError(f"the server at {probe.base_url} has no chat model (only "
+                      f"{', '.join(probe.models)})",
+                      "on the server: `ai-server models pull qwen3-coder:30b`",
+                      code="setup.no_chat_model", exit_code=ExitCode.UNAVAILABLE)
     capable = discovery.tools_models(probe)
     if not capable:
         notes.append("no model on the server has the tools capability: Claude Code needs it "
-                     f"(using {probe.models[0]})")
-        return probe.models[0]
+                     f"(using {chat[0]})")
+        return chat[0]
     if len(capable) > 1 and ask_model is not None:
         return ask_model(capable)
     return capable[0]
@@ -194,7 +207,7 @@ def build_plan(config_file: Path | None, opts: Options, *,
     prev_client = current.client if current else Client()
     targets = shellrc.targets_from_environ(opts.shell)
     settings = parse(to_toml(ClientSettings(
-        Server(host, port, token, ctx, probe.version),
+        Server(host, port, token, ctx, probe.version, probe.native_api),
         replace(prev_client, model=model, scope=opts.scope or prev_client.scope,
                 shells=tuple(dict.fromkeys(t.shell for t in targets)),
                 claude=opts.claude if opts.claude is not None else prev_client.claude,
@@ -211,7 +224,7 @@ def build_plan(config_file: Path | None, opts: Options, *,
     old_text = _read(cfg)
     want(cfg, settings_text(old_text, settings, cfg), 0o600, "settings (holds the token)")
     env = envfile.ClientEnv(settings.base_url, settings.api_key, model, settings.client.scope,
-                            bin_dir())
+                            bin_dir(), settings.server.native_api)
     for path, text in envfile.env_files(env):
         want(path, text, 0o600, "environment file")
     wrapper = bin_dir() / claude.WRAPPER_NAME
@@ -230,9 +243,10 @@ def build_plan(config_file: Path | None, opts: Options, *,
          if settings.client.claude else None, 0o600, "claude-ollama settings (--settings)")
     meta_path = aider.metadata_path(Path.home())
     manifest = read_manifest()
-    contexts = {m: discovery.context_for(probe, m)[0] for m in probe.models}
+    # chat entries only for models that can chat (not embedding-only ones)
+    contexts = {m: discovery.context_for(probe, m)[0] for m in discovery.chat_models(probe)}
     doc, owned = aider.merge(aider.read(meta_path), contexts, manifest.get("aider_keys", []))
-    skipped = [m for m in probe.models if f"openai/{m}" not in owned]
+    skipped = [m for m in contexts if f"openai/{m}" not in owned]
     if skipped:
         notes.append("kept your own Aider metadata for " + ", ".join(skipped))
     current_meta = _read(meta_path)

@@ -52,7 +52,7 @@ INVOCATIONS = [
 
 def client_env(home: Path, scope: str = "global") -> ClientEnv:
     return ClientEnv("http://studio.tail1234.ts.net:11434", NASTY_KEY, "qwen3-coder:30b", scope,
-                     home / NASTY_DIR)
+                     home / NASTY_DIR, native_api=True)
 
 
 def expected_vars(env: ClientEnv) -> dict[str, str]:

@@ -33,6 +33,7 @@ Attributes settable at any time (read once per request):
 ``cloud_disabled``      OLLAMA_NO_CLOUD=1 (default): ``:cloud``/``-cloud`` model names on
                         ``/v1/*`` answer 403 ``ollama cloud is disabled: …``
 ``record_requests``     append every request to ``requests`` (default on)
+``record_body_limit``   bytes of each body kept in ``RecordedRequest.body`` (64 KiB)
 ``log``                 ``None`` or a callable receiving one access-log line per request
 ``fixed_ids``           constant ids and timestamps in answers (byte-for-byte comparisons)
 ``tool_calls``          answer with a tool call when ``tools`` are given and the last message is
@@ -841,6 +842,7 @@ class OllamaSimulator:
         self.default_keep_alive: float | None = 300.0
         self.idle_timeout = 300.0
         self.record_requests = True
+        self.record_body_limit = RECORD_BODY_LIMIT  # Claude Code's requests are ~100-200 KB
         self.log: Callable[[str], None] | None = None
         # state
         self._lock = threading.Lock()
@@ -1241,7 +1243,7 @@ class OllamaSimulator:
                     raise _BadRequest(400, "malformed chunk terminator")
         else:
             take(length)
-        rec.body = bytes(kept[:RECORD_BODY_LIMIT])
+        rec.body = bytes(kept[:self.record_body_limit])
         rec.body_size = size
         return bytes(kept), hasher.hexdigest()
 
@@ -1833,20 +1835,29 @@ class OllamaSimulator:
         toks, cut = _plan(f.chunks, self._options(data).get("num_predict"))
         reason = "length" if cut else "stop"
         prompt_tokens = _estimate_tokens(messages)
+        # routes.go ChatHandler: Think unset on a thinking-capable model means think
+        thinking = self._thinking(model, data.get("think") not in (False, "none"), f)
 
-        def final(content: str) -> dict[str, Any]:
+        def final(content: str, thought: str = "") -> dict[str, Any]:
+            message = {"role": "assistant", "content": content}
+            if thought:
+                message["thinking"] = thought
             out: dict[str, Any] = {"model": name, "created_at": self._now_rfc3339(),
-                                   "message": {"role": "assistant", "content": content},
-                                   "done": True, "done_reason": reason}
-            out.update(self._stats(req, prompt_tokens, len(toks)))
+                                   "message": message, "done": True, "done_reason": reason}
+            out.update(self._stats(req, prompt_tokens, len(thinking) + len(toks)))
             return out
 
         if data.get("stream") is False:
             if keep_alive.is_zero:
                 self._unload(model)
-            return _Full(200, _j(final("".join(toks))), delay_tokens=len(toks))
+            return _Full(200, _j(final("".join(toks), "".join(thinking))),
+                         delay_tokens=len(thinking) + len(toks))
 
         def gen() -> Iterator[bytes]:
+            for tok in thinking:
+                yield _ndjson({"model": name, "created_at": self._now_rfc3339(),
+                               "message": {"role": "assistant", "content": "", "thinking": tok},
+                               "done": False})
             for tok in toks:
                 yield _ndjson({"model": name, "created_at": self._now_rfc3339(),
                                "message": {"role": "assistant", "content": tok}, "done": False})

@@ -90,6 +90,7 @@ def start_stack(tmp: Path, *, gateway: dict[str, Any] | None = None, token: str 
                 models: Any = None) -> Stack:
     """Start the simulator and the real gateway, and prepare a laptop HOME (not yet set up)."""
     sim = OllamaSimulator(models=models)
+    sim.record_body_limit = 4 * 1024 * 1024  # whole Claude Code requests, to assert on
     sim.start()
     workdir = tmp / "server"
     workdir.mkdir(parents=True)

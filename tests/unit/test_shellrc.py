@@ -39,7 +39,7 @@ BLOCK = render_block(Path("/cfg/env.sh"))
 
 def env(scope: str = "global", bin_dir: str = "/opt/ai client/bin") -> ClientEnv:
     return ClientEnv("http://studio.tail1234.ts.net:11434", "tok", "qwen3-coder:30b", scope,
-                     Path(bin_dir))
+                     Path(bin_dir), native_api=True)
 
 
 def refused(text: str, code: str) -> AiError:

@@ -97,6 +97,17 @@ def test_thinking_model_thinks_by_default(sim: OllamaSimulator) -> None:
     assert status == 200 and [b["type"] for b in out["content"]] == ["text"]
 
 
+def test_native_chat_thinks_by_default_on_thinking_models(sim: OllamaSimulator) -> None:
+    body = {**CHAT, "model": THINKER.name, "stream": False}
+    out = json.loads(call(sim, "POST", "/api/chat", body)[2])
+    assert out["message"]["thinking"] and out["message"]["content"]
+    out = json.loads(call(sim, "POST", "/api/chat", {**body, "think": False})[2])
+    assert "thinking" not in out["message"]
+    lines = [json.loads(x) for x in call(sim, "POST", "/api/chat",
+                                         {**body, "stream": True})[2].splitlines()]
+    assert lines[0]["message"]["thinking"] and lines[0]["message"]["content"] == ""
+
+
 def test_text_may_precede_tool_use_and_calls_may_be_parallel(sim: OllamaSimulator) -> None:
     ask = ('Read {"file_path": "/a"} and Bash {"command": "ls"} and '
            'Read {"file_path": "/b"}')
