@@ -478,3 +478,16 @@ def test_install_docs_put_the_truth_first() -> None:
                     "scripts/local-tap", "brew tap local/remote-ollama-proxy"):
             assert way in section[:first_tap], way
         assert "after the first release" in section[:first_tap]
+
+
+def test_release_reads_the_version_from_the_url_and_refuses_a_version_line(
+        tmp_path: Path) -> None:
+    rel = load_release()
+    (tmp_path / "Formula").mkdir()
+    text = (REPO / "Formula" / "ai-server.rb").read_text()
+    (tmp_path / "Formula" / "ai-server.rb").write_text(text)
+    assert rel.read_formula("ai-server", tmp_path).version == tree_version()
+    (tmp_path / "Formula" / "ai-server.rb").write_text(
+        text.replace('  sha256 "', f'  version "{tree_version()}"\n  sha256 "'))
+    with pytest.raises(rel.ReleaseError, match="has a `version` line"):
+        rel.read_formula("ai-server", tmp_path)
