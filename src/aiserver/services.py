@@ -46,7 +46,7 @@ class ServiceSpec:
     stderr: Path
     working_dir: Path
     daemon: bool = True  # keep alive / restart; False = run once at load (warm-up job)
-    formula: str | None = None  # Homebrew formula whose service this replaces (--file)
+    formula: str | None = None  # Homebrew formula whose service this is (brew services)
 
 
 @dataclass(frozen=True)
