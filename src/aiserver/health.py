@@ -89,8 +89,11 @@ def status(config: Path | None) -> dict[str, Any]:
         data["gateway"]["warning"] = "allow_other_listen = true"
     data["ollama_pinned"] = brew_pinned()
     data["linger"] = linger_state()
-    data["recent_errors"] = {name: recent_errors(paths.log_dir / name)
-                             for name in ("ollama.log", "gateway.err.log")}
+    # the error logs the loaded definitions name (Homebrew's var/log for brew services)
+    logs = {key: Path(s["error_log"]) if s.get("error_log") else paths.log_dir / default
+            for (key, default) in (("ollama", "ollama.log"), ("gateway", "gateway.err.log"))
+            for s in [data["services"].get(key, {})]}
+    data["recent_errors"] = {log.name: recent_errors(log) for log in logs.values()}
     return data
 
 

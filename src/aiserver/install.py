@@ -280,8 +280,10 @@ def service_report(settings: Settings, cfg: Path) -> dict[str, dict[str, Any]]:
         st = manager.state(spec)
         loaded = (manager.installed_path(spec) if isinstance(manager, services.Brew)
                   else manager.definition_path(spec))
+        definition = manager.loaded(spec)
         out[key] = {"manager": st.manager, "running": st.running, "pid": st.pid,
                     "state": st.detail, "definition": str(loaded),
+                    "error_log": definition.stderr if definition else None,
                     "settings_file": str(manager.definition_path(spec)),
                     "differences": services.differences(spec, manager, st)}
     return out

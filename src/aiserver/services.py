@@ -46,7 +46,7 @@ class ServiceSpec:
     stderr: Path
     working_dir: Path
     daemon: bool = True  # keep alive / restart; False = run once at load (warm-up job)
-    formula: str | None = None  # Homebrew formula whose service this replaces (--file)
+    formula: str | None = None  # Homebrew formula whose service this is (brew services)
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class Loaded:
     file: Path
     argv: tuple[str, ...]
     env: dict[str, str]
+    stderr: str | None = None  # where the service's error output goes
 
 
 def read_definition(path: Path) -> Loaded | None:
@@ -80,10 +81,13 @@ def read_definition(path: Path) -> Loaded | None:
         except (ValueError, plistlib.InvalidFileException):
             return None
         env = data.get("EnvironmentVariables") or {}
+        err = data.get("StandardErrorPath")
         return Loaded(path, tuple(str(a) for a in data.get("ProgramArguments") or ()),
-                      {str(k): str(v) for k, v in env.items()})
+                      {str(k): str(v) for k, v in env.items()},
+                      str(err) if err else None)
     argv: tuple[str, ...] = ()
     env = {}
+    stderr = None
     section = ""
     for line in raw.decode("utf-8", "replace").splitlines():
         line = line.strip()
@@ -93,6 +97,9 @@ def read_definition(path: Path) -> Loaded | None:
         if section != "Service" or "=" not in line:
             continue
         key, value = line.split("=", 1)
+        if key == "StandardError" and value.startswith(("append:", "file:")):
+            stderr = value.split(":", 1)[1]
+            continue
         try:
             words = shlex.split(value)
         except ValueError:
@@ -104,7 +111,7 @@ def read_definition(path: Path) -> Loaded | None:
                 name, sep, val = word.partition("=")
                 if sep:
                     env[name] = val
-    return Loaded(path, argv, env)
+    return Loaded(path, argv, env, stderr)
 
 
 def process_env(pid: int | None) -> dict[str, str] | None:

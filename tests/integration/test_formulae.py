@@ -463,3 +463,31 @@ def test_a_checkout_installs_as_a_python_distribution(zipapps: dict[str, Path],
         out = subprocess.run([str(venv / "bin" / tool), "--version"], capture_output=True,
                              text=True, timeout=60, check=False)
         assert out.stdout.strip() == f"{tool} {tree_version()}", out.stderr
+
+
+def test_install_docs_put_the_truth_first() -> None:
+    """While the formulae are unreleased, the install section opens by saying so and gives the
+    ways that work from a checkout before the Homebrew commands that need a release."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("<!-- install:begin -->", 1)[1].split("<!-- install:end -->", 1)[0]
+    unreleased = "# unreleased:" in (REPO / "Formula" / "ai-server.rb").read_text()
+    first_tap = section.index("brew tap OWNER/")
+    if unreleased:
+        assert "There is no release yet" in section[:first_tap]
+        for way in ("pipx install .", "uv tool install .", "scripts/build-zipapps",
+                    "scripts/local-tap", "brew tap local/remote-ollama-proxy"):
+            assert way in section[:first_tap], way
+        assert "after the first release" in section[:first_tap]
+
+
+def test_release_reads_the_version_from_the_url_and_refuses_a_version_line(
+        tmp_path: Path) -> None:
+    rel = load_release()
+    (tmp_path / "Formula").mkdir()
+    text = (REPO / "Formula" / "ai-server.rb").read_text()
+    (tmp_path / "Formula" / "ai-server.rb").write_text(text)
+    assert rel.read_formula("ai-server", tmp_path).version == tree_version()
+    (tmp_path / "Formula" / "ai-server.rb").write_text(
+        text.replace('  sha256 "', f'  version "{tree_version()}"\n  sha256 "'))
+    with pytest.raises(rel.ReleaseError, match="has a `version` line"):
+        rel.read_formula("ai-server", tmp_path)

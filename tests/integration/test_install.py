@@ -354,6 +354,12 @@ def test_brew_services_restart_keeps_the_setup(brew_stack: BrewStack) -> None:
         time.sleep(0.2)
     st = s.status()
     assert all(not v["differences"] for v in st["services"].values()), st["services"]
+    # status reads the error log the loaded definition names (the formula's var/log)
+    err_log = s.fe.brew_prefix / "var" / "log" / "ai-server.err.log"
+    assert st["services"]["gateway"]["error_log"] == str(err_log)
+    with err_log.open("a") as fh:
+        fh.write("[ALERT] a recent error\n")
+    assert s.status()["recent_errors"]["ai-server.err.log"][-1] == "[ALERT] a recent error"
     again = s.cli("install", "--yes")
     assert again.returncode == 0 and "nothing to change" in again.stdout, again.stderr
 

@@ -171,7 +171,8 @@ def test_read_definition_reads_what_homebrew_and_we_generate(tmp_path: Path) -> 
     from tests.support.fakeenv import ServiceDef
 
     brew_def = ServiceDef(run=["/opt/homebrew/opt/ollama/bin/ollama", "serve"],
-                          environment={"OLLAMA_HOST": "127.0.0.1:11435", "A B": "c \"d\""})
+                          environment={"OLLAMA_HOST": "127.0.0.1:11435", "A B": "c \"d\""},
+                          error_log_path="/opt/homebrew/var/log/ollama.log")
     (tmp_path / "h.plist").write_bytes(brew_def.plist("homebrew.mxcl.ollama"))
     (tmp_path / "h.service").write_text(brew_def.unit("ollama"))
     for name in ("h.plist", "h.service"):
@@ -179,6 +180,7 @@ def test_read_definition_reads_what_homebrew_and_we_generate(tmp_path: Path) -> 
         assert loaded is not None
         assert loaded.argv == ("/opt/homebrew/opt/ollama/bin/ollama", "serve")
         assert loaded.env["OLLAMA_HOST"] == "127.0.0.1:11435"
+        assert loaded.stderr == "/opt/homebrew/var/log/ollama.log"
     sp = specs(tmp_path)["ollama"]
     (tmp_path / "ours.plist").write_text(services.plist_text(sp, "l"))
     (tmp_path / "ours.service").write_text(services.unit_text(sp))
