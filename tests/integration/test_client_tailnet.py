@@ -144,9 +144,15 @@ def bare_ns() -> Iterator[str]:
 
 
 @pytest.fixture()
-def userspace_laptop(tmp_path: Path, isolated_home: Path, bare_ns: str) -> NsLaptop:
+def bare_laptop(tmp_path: Path, isolated_home: Path, bare_ns: str) -> NsLaptop:
     lp = NsLaptop(tmp_path, isolated_home)
     lp.ns = bare_ns
+    return lp
+
+
+@pytest.fixture()
+def userspace_laptop(bare_laptop: NsLaptop) -> NsLaptop:
+    lp = bare_laptop
     doc = tsfake.with_peers(tsfake.status_doc(hostname="laptop", tun=False),
                             tsfake.peer("studio", ("100.64.0.9", "fd7a:115c:a1e0::9")))
     lp.tailscale(doc)
@@ -185,3 +191,24 @@ def test_a_userspace_laptop_may_still_use_a_server_off_the_tailnet(
     res = lp.cli("setup", "--server", "127.0.0.1", "--port", str(gateway.port),
                                "--shell", "bash", "--yes")
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("state, opts, says", [
+    ("NeedsLogin", {"netmap": True, "key_expiry": "2026-01-02T03:04:05Z"},
+     "this device's key expired (2026-01-02)"),
+    ("NeedsLogin", {"netmap": True}, "needs login again"),
+    ("NeedsLogin", {}, "logged out on this device"),
+    ("Stopped", {}, "stopped (disconnected); the addresses it still lists do not work"),
+    ("InUseOtherUser", {}, "in use by another user account"),
+    ("NeedsMachineAuth", {}, "waiting for approval by the tailnet admin"),
+    ("Starting", {}, "still connecting"),
+])
+def test_each_tailscale_state_gets_its_own_one_line_diagnosis(
+        bare_laptop: NsLaptop, state: str, opts: dict[str, Any], says: str) -> None:
+    """`tailscale status --json` exits 0 in all of these: the state is what tells."""
+    lp = bare_laptop
+    lp.tailscale(tsfake.with_peers(tsfake.status_doc(state=state, hostname="laptop", **opts),
+                                   tsfake.peer("studio", ("100.64.0.9",))))
+    res = lp.cli("setup", "--yes")
+    assert res.returncode == 5 and res.stderr.count("\n") == 1, res.stderr
+    assert says in res.stderr and "(hint: " in res.stderr, res.stderr
