@@ -195,6 +195,9 @@ def build_plan(config_file: Path | None, opts: Options, *,
     notes: list[str] = []
     host = _choose_host(opts, current, ask_server)
     port = opts.port or (current.server.port if current else 11434)
+    blocked = discovery.local_tailscale_problem(host)  # e.g. userspace networking here
+    if blocked is not None:
+        raise blocked
     host, moved = discovery.usable_host(host, port)
     if moved:
         notes.append(moved)

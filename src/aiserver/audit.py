@@ -231,7 +231,11 @@ def userspace_findings(settings: Settings, socks: list[listeners.Listener]) -> l
     g = settings.gateway
     _, up_port = split_hostport(g.upstream)
     reachable = [s for s in socks if s.address == "127.0.0.1" or s.wildcard]
-    ollama = [s for s in reachable if s.port == up_port and s.process != "haproxy"]
+    from aiserver.gateway.pool import is_local
+
+    ollama_ports = {up_port, *(split_hostport(n, "pool node")[1] for n in settings.pool.nodes
+                               if is_local(n))}
+    ollama = [s for s in reachable if s.port in ollama_ports and s.process != "haproxy"]
     answer = raw_request("127.0.0.1", up_port, "GET", "/api/status", timeout=1.0)
     if answer is not None and not _from_gateway(answer[1]) and not ollama:
         ollama = [listeners.Listener("127.0.0.1", up_port, "answers without the gateway", None)]

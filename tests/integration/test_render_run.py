@@ -186,6 +186,19 @@ def test_userspace_tailscale_with_ollama_on_ipv6_loopback_listens_on_127_0_0_1(
     assert "userspace networking" in res.stderr
 
 
+def test_userspace_tailscale_refuses_a_local_pool_node_on_ipv4_loopback(tmp_path: Path) -> None:
+    """A second local Ollama listed in the pool is exposed the same way."""
+    env, _ = ts_env(tmp_path, tsfake.status_doc(tun=False))
+    cfg = tmp_path / "server.toml"
+    cfg.write_text(settings_toml({
+        "gateway": {"listen": ["auto"], "upstream": "[::1]:11434",
+                    "stats_socket": "/tmp/ai-render-test.sock"},
+        "pool": {"nodes": ["[::1]:11434", "127.0.0.1:11436"]}}))
+    res = cli("--config", str(cfg), "run", "--wait", "0", env=env)
+    assert res.returncode == 4 and res.stderr.count("\n") == 1, res.stderr
+    assert "local pool node 127.0.0.1:11436" in res.stderr and "[::1]:11436" in res.stderr
+
+
 def test_run_waits_for_tailscale_then_becomes_haproxy(tmp_path: Path) -> None:
     """`run` polls `tailscale status` until Running, then execs HAProxy on the address."""
     env, log = ts_env(tmp_path, tsfake.status_doc(state="Starting"))

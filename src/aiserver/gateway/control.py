@@ -26,6 +26,7 @@ from aicommon.runner import run
 from aiserver.gateway import nodes
 from aiserver.gateway import render as gateway
 from aiserver.gateway.paths import gateway_dir, pid_file, stats_socket, token_file
+from aiserver.gateway.pool import is_local as is_local_node
 from aiserver.settings import Settings, split_hostport
 
 KEEP_GENERATIONS = 3
@@ -64,6 +65,16 @@ def resolve_listen(settings: Settings, wait_seconds: float) -> Listen:
                 f"run `ai-server install` (it moves Ollama to [::1]:{up_port}, where tailscaled "
                 "never delivers), or run tailscaled with a TUN device",
                 code="tailscale.userspace_upstream", exit_code=ExitCode.CONFIG)
+        exposed = [n for n in settings.pool.nodes
+                   if tailscale.delivered_in_userspace(split_hostport(n, "pool node")[0])
+                   and is_local_node(n)]
+        if exposed:
+            raise AiError(
+                "Tailscale runs in userspace networking: tailscaled delivers tailnet connections "
+                f"to 127.0.0.1, so the local pool node {exposed[0]} is reachable without the "
+                "gateway", f"run that Ollama on [::1] (OLLAMA_HOST=[::1]:"
+                f"{split_hostport(exposed[0], 'pool node')[1]}) and list it so in pool.nodes",
+                code="tailscale.userspace_pool_node", exit_code=ExitCode.CONFIG)
         addrs.append(tailscale.USERSPACE_DELIVERY_HOST)
         notes.append(f"Tailscale userspace networking: listening on 127.0.0.1:{g.port}, where "
                      f"tailscaled delivers tailnet connections; Ollama stays on {g.upstream}")
