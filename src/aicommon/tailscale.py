@@ -267,7 +267,9 @@ def wait_running(timeout: float, poll: float = 1.0) -> TailscaleState:
         if time.monotonic() >= deadline:
             waited = f" after waiting {timeout:g} s" if timeout > 0 else ""
             raise AiError(
-                f"{problem[0]} (state {state.backend_state}{waited})",
+                f"{problem[0]}"
+                + ("" if state.backend_state == "Running" else f" (state {state.backend_state})")
+                + waited,
                 f"{problem[1]}; the gateway never listens anywhere else",
                 code="tailscale.not_running", exit_code=ExitCode.UNAVAILABLE)
         time.sleep(poll)

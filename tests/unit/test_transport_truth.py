@@ -103,8 +103,9 @@ def test_setup_probe_on_a_closed_port_says_refused() -> None:
 def test_ai_client_test_says_how_long_it_really_waited(raw_server: RawServer, words: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from aiclient import conformance
+    from aiclient.conformance import suite
 
-    monkeypatch.setattr(conformance, "INFO_TIMEOUT", 0.5)
+    monkeypatch.setattr(suite, "INFO_TIMEOUT", 0.5)
     with pytest.raises(AiError) as info:
         conformance.run_suite(f"127.0.0.1:{raw_server.port}", "k", None, True)
     assert words in info.value.message, info.value.message

@@ -260,9 +260,9 @@ def test_client_status_with_a_fail_line_is_not_ok() -> None:
 
 
 @pytest.mark.parametrize("state, ips, words", [
-    ("Running", (), "Tailscale is running but this machine has no Tailscale address"),
-    ("NeedsLogin", (), "Tailscale is not running (state NeedsLogin)"),
-    ("Stopped", (), "Tailscale is not running (state Stopped)"),
+    ("Running", (), "Tailscale is running but has no Tailscale address yet"),
+    ("NeedsLogin", (), "Tailscale is logged out on this device"),
+    ("Stopped", (), "Tailscale is stopped (disconnected)"),
 ])
 def test_tailscale_wait_says_what_is_true(state: str, ips: tuple[str, ...], words: str,
                                          tmp_path: Path,
