@@ -115,6 +115,17 @@ def userspace_upstream(upstream: str) -> str:
     return f"[{tailscale.USERSPACE_SAFE_HOST}]:{port}"
 
 
+def ipv6_loopback_usable() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def check_tailscale(settings: Settings) -> list[Check]:
     try:
         state = tailscale.status()
@@ -138,6 +149,12 @@ def check_tailscale(settings: Settings) -> list[Check]:
                             f"run `ai-server install`: it moves Ollama to "
                             f"{userspace_upstream(g.upstream)}, where tailscaled never delivers "
                             "(or run tailscaled with a TUN device)"))
+    elif not ipv6_loopback_usable():
+        checks.append(Check("tailscale-tun", FAIL,
+                            "userspace networking needs Ollama on [::1] (tailscaled delivers "
+                            "to 127.0.0.1), but this machine has no IPv6 loopback",
+                            "enable IPv6 on lo (sysctl net.ipv6.conf.lo.disable_ipv6=0), or "
+                            "run tailscaled with a TUN device"))
     else:
         checks.append(Check("tailscale-tun", WARN,
                             f"userspace networking: tailnet peers reach whatever listens on "

@@ -193,3 +193,17 @@ def test_ollama_on_ipv6_loopback_is_out_of_reach_and_the_gateway_is_all_peers_se
             "HTTP/1.1 403") and answers[1].startswith("HTTP/1.1 403"), local
     finally:
         server.stop()
+
+
+def test_without_ipv6_loopback_the_preflight_fails_instead_of_exposing_ollama(
+        namespaces: tuple[str, str], tmp_path: Path) -> None:
+    """Ollama cannot leave 127.0.0.1 on a machine without ::1: say so, never fall back."""
+    srv, peer = namespaces
+    subprocess.run(["ip", "netns", "exec", srv, "sysctl", "-qw",
+                    "net.ipv6.conf.lo.disable_ipv6=1"], check=True)
+    server = Server(srv, peer, tmp_path, {"port": PORT, "upstream": f"[::1]:{PORT}"})
+    res = server.ai_server("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(res.stdout)["data"]["checks"]}
+    assert res.returncode == 3
+    assert checks["tailscale-tun"]["status"] == "FAIL"
+    assert "no IPv6 loopback" in checks["tailscale-tun"]["detail"]
