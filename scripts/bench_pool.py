@@ -41,8 +41,9 @@ def start_sim(host: str, port: int) -> subprocess.Popen[bytes]:
 async def one_stream(port: int, body: bytes) -> tuple[float, bool]:
     t0 = time.monotonic()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json"
-            f"\r\nx-sim-chunks: {CHUNKS}\r\nx-sim-chunk-gap: {GAP}\r\n"
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/json\r\nx-sim-chunks: {CHUNKS}\r\n"
+            f"x-sim-chunk-gap: {GAP}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
     writer.write(head + body)
     await writer.drain()

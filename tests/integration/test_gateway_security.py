@@ -147,25 +147,35 @@ def test_allowed_origin_gets_cors_and_others_do_not(sim: OllamaSimulator,
 def test_queue_full_is_503_with_retry_after_not_ollama_down(sim: OllamaSimulator,
                                                             gateway_factory: GatewayFactory
                                                             ) -> None:
+    from aiserver.gateway.nodes import show_stat
+
     gw = gateway_factory(sim.port, limits={"upstream_concurrency": 1, "queue_size": 1})
-    hold = {"x-sim-chunk-gap": "0.5", "x-sim-chunks": "20"}
+    hold = [("x-sim-chunk-gap", "0.25"), ("x-sim-chunks", "400")]  # ~100 s each
     body = json.dumps(probe_body("/v1/chat/completions", stream=True)).encode()
+    sock = Path(gw.sock_dir) / "admin.sock"
+
+    def backend(field: str) -> int:
+        row = next(r for r in show_stat(sock) if r["pxname"] == "ollama"
+                   and r["svname"] == "BACKEND")
+        return int(row[field] or 0)
+
     socks = []
     try:
-        for _ in range(2):  # one in the slot, one in the queue
+        # the backend counts its queued requests among its sessions: (1, 0), then (2, 1)
+        for want_in_slot, want_queued in ((1, 0), (2, 1)):  # one in the slot, one queued
             s = socket.create_connection((gw.host, gw.port))
-            s.sendall(request_bytes("POST", "/v1/chat/completions", body=body,
-                                    headers=list(hold.items())))
+            s.sendall(request_bytes("POST", "/v1/chat/completions", body=body, headers=hold))
             socks.append(s)
-        deadline = time.monotonic() + 10
-        while True:
-            status, headers, data = call(gw, "GET", "/v1/models")
-            if status == 503 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+            deadline = time.monotonic() + 20
+            while (backend("scur"), backend("qcur")) != (want_in_slot, want_queued):
+                assert time.monotonic() < deadline, (backend("scur"), backend("qcur"))
+                time.sleep(0.05)
+        status, headers, data = call(gw, "GET", "/v1/models")
         assert status == 503 and headers["retry-after"] == "10"
         err = json.loads(data)["error"]
         assert err["code"] == "queue_full" and "queue" in err["message"]
+        status, _, data = call(gw, "GET", "/api/tags")  # native shape on /api/*
+        assert status == 503 and json.loads(data)["code"] == "queue_full"
     finally:
         for s in socks:
             s.close()

@@ -268,11 +268,14 @@ class _Builder:
         return is_allowed(method, haproxy_path(target), self.profiles)
 
     def misdirected(self, name: str, category: str, method: str, target: str,
-                    host: str | None, *, version: str = "HTTP/1.1") -> None:
-        """A request whose Host is not a name of this gateway: 421 whatever the route."""
+                    host: str | None, *, version: str = "HTTP/1.1",
+                    parser_may_refuse: bool = False) -> None:
+        """A request whose Host is not a name of this gateway: 421 whatever the route (or the
+        parser's 400 for a malformed Host, on versions whose parser checks it)."""
         raw = h1(name, method, target, version=version, host=host,
                  body=body_for(method, haproxy_path(target)))
-        self.add(name, category, raw, {421}, code="misdirected_request", head=method == "HEAD")
+        self.add(name, category, raw, {400, 421} if parser_may_refuse else {421},
+                 code="misdirected_request", head=method == "HEAD")
 
     def route(self, name: str, category: str, method: str, target: str, *,
               ok: Iterable[int] = (200,), headers: Sequence[tuple[str, str]] = (),
@@ -564,9 +567,13 @@ def _http_versions_and_host(b: _Builder) -> None:
                        ("loopback other port", "127.0.0.1:1"),
                        ("loopback v4-mapped", "[::ffff:127.0.0.1]"),
                        ("loopback decimal", "2130706433"), ("percent-encoded", "gatew%61y")]:
+        # HAProxy 3.x's parser refuses a Host that is not host[:port] itself (400)
+        malformed = name in ("with a path", "userinfo", "comma list", "space inside",
+                             "tab after")
         for method, path in [("GET", "/api/tags"), ("POST", "/v1/messages"),
                              ("POST", "/api/pull")]:
-            b.misdirected(f"host {name} on {method} {path}", cat, method, path, host)
+            b.misdirected(f"host {name} on {method} {path}", cat, method, path, host,
+                          parser_may_refuse=malformed)
     # spellings of our own name that must pass: case, trailing dot
     for host in ("GATEWAY", "Gateway", "gateway.", "GATEWAY."):
         b.route(f"host spelled {host}", cat, "GET", "/api/tags", host=host)

@@ -169,7 +169,7 @@ def test_tailnet_names_are_resolved_at_run(tmp_path: Path, monkeypatch: pytest.M
     for k in ("AI_TAILSCALE", "FAKE_TAILSCALE_STATUS", "FAKE_TAILSCALE_LOG"):
         monkeypatch.setenv(k, env[k])
     listen = resolve_listen(parse(""), 0)
-    assert listen.names == ("mac-studio.tail1234.ts.net", "mac-studio")
+    assert listen.names[:2] == ("mac-studio.tail1234.ts.net", "mac-studio")
     config = render(parse(""), list(listen.addresses), TARGET,
                     host_names=list(listen.names)).config
     host_acl = next(ln for ln in config.splitlines() if "acl host_ok" in ln).split()
@@ -191,3 +191,26 @@ def test_ai_client_setup_base_url_passes_the_host_check(server: str) -> None:
     hosts = accepted_hosts(["100.101.102.103", "fd7a:115c:a1e0::1234"],
                            ["mac-studio.tail1234.ts.net", "mac-studio"], ())
     assert netloc in host_variants(hosts, 11434), (url, netloc)
+
+
+def test_userspace_mode_accepts_the_tailnet_addresses_as_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TUN false: the gateway listens on 127.0.0.1, but laptops still send Host 100.x:port."""
+    import os
+
+    from aiserver.gateway.control import resolve_listen
+    from tests.support import tsfake
+
+    env = dict(os.environ)
+    tsfake.install(env, tmp_path, tsfake.status_doc(tun=False))
+    for k in ("AI_TAILSCALE", "FAKE_TAILSCALE_STATUS", "FAKE_TAILSCALE_LOG"):
+        monkeypatch.setenv(k, env[k])
+    s = parse('[gateway]\nport = 11435\n')
+    listen = resolve_listen(s, 0)
+    assert listen.addresses == ("127.0.0.1",)
+    hosts = accepted_hosts(list(listen.addresses), list(listen.names), ())
+    variants = host_variants(hosts, 11435)
+    for ok in ("100.101.102.103:11435", "[fd7a:115c:a1e0::1234]:11435",
+               "studio.tail1234.ts.net:11435", "localhost:11435"):
+        assert ok in variants

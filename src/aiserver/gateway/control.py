@@ -52,7 +52,9 @@ def resolve_listen(settings: Settings, wait_seconds: float) -> Listen:
             addrs.append(entry)
             continue
         state = tailscale.wait_running(wait_seconds)
-        names += [state.dns_name, state.host_name]
+        # the tailnet addresses are names clients use even when tailscaled delivers their
+        # connections to 127.0.0.1 (userspace networking)
+        names += [state.dns_name, state.host_name, *state.addresses]
         if state.tun:
             addrs.extend(state.addresses)
             continue
