@@ -265,8 +265,6 @@ def test_settings_files_cannot_send_prompts_elsewhere(fresh: RealStack) -> None:
             user.unlink()
         else:
             user.write_text(saved)
-    doctor = fresh.stack.cli("doctor", "--json")
-    assert doctor.returncode in (0, 3)
 
 
 def test_aider_chats_without_a_metadata_warning(fresh: RealStack) -> None:

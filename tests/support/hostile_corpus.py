@@ -363,8 +363,9 @@ def _dot_segments(b: _Builder) -> None:
              ("GET", "/v1/models/./qwen3-coder:30b"), ("GET", "/api/..;/status")]
     for method, target in cases:
         b.route(f"dots {method} {target}", "dot_segments", method, target)
-    # `.` is a legal character of a model name: /v1/models/. is allowlisted (Ollama: 404)
-    b.route("dots GET /v1/models/.", "dot_segments", "GET", "/v1/models/.", ok={404})
+    # `.` is a legal character of a model name: /v1/models/. is allowlisted; Go's ServeMux in
+    # front of Ollama redirects it (301) to the cleaned /v1/models, itself allowlisted
+    b.route("dots GET /v1/models/.", "dot_segments", "GET", "/v1/models/.", ok={301})
 
 
 def _double_slash_and_backslash(b: _Builder) -> None:
