@@ -305,3 +305,9 @@ def test_a_finding_does_not_carry_a_non_difference_along() -> None:
     res = compare(ollama_run(), ollama_run(turns=20))  # same tool calls, more turns
     (turns,) = texts(res, "turns")
     assert "2.22× the turns" in turns and "tool calls" not in turns
+
+
+def test_text_report_names_the_runs() -> None:
+    text = compare_report(compare(*_versions()))
+    assert text.splitlines()[0].startswith("A  Claude Code 2.1.153  run-ollama")
+    assert text.splitlines()[1].startswith("B  Claude Code 2.1.332  run-ollama")
