@@ -120,7 +120,8 @@ def test_setup_idempotent_effective_and_uninstall_restores(laptop: Laptop,
     assert doctor.returncode == 0, doctor.stdout
     assert checks["bash effective"]["status"] == checks["zsh effective"]["status"] == "PASS"
     assert checks["server"]["detail"].startswith("Ollama 0.32.15")
-    assert checks["claude"]["detail"] == "claude 2.1.240"
+    assert checks["claude"]["detail"] == \
+        f"claude 2.1.240 (unknown: {laptop.bin / 'claude'})"  # how it is installed, where
     # a block removed by hand is noticed
     saved = rc.read_text()
     rc.write_text("# my bashrc\nalias ll='ls -l'\n")

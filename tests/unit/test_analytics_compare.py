@@ -293,6 +293,7 @@ def test_html_output_tokens_have_their_own_chart_and_no_zero_labels() -> None:
     assert "Output tokens per iteration" in text and "Prompt tokens per iteration" in text
     prompt_chart = page.split("Prompt tokens per iteration", 1)[1].split("</svg>", 1)[0]
     assert ": output " not in prompt_chart
+    assert "uncached input" in prompt_chart and "cache read" not in prompt_chart  # none here
     assert "<h1>Claude Code runs compared: <span class=a>2.1.153 run</span> vs " \
            "<span class=b>2.1.332 run</span></h1>" in page
     tool_chart = page.split("Tool mix, all iterations", 1)[1].split("</svg>", 1)[0]
@@ -305,3 +306,9 @@ def test_a_finding_does_not_carry_a_non_difference_along() -> None:
     res = compare(ollama_run(), ollama_run(turns=20))  # same tool calls, more turns
     (turns,) = texts(res, "turns")
     assert "2.22× the turns" in turns and "tool calls" not in turns
+
+
+def test_text_report_names_the_runs() -> None:
+    text = compare_report(compare(*_versions()))
+    assert text.splitlines()[0].startswith("A  Claude Code 2.1.153  run-ollama")
+    assert text.splitlines()[1].startswith("B  Claude Code 2.1.332  run-ollama")

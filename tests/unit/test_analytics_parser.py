@@ -393,3 +393,16 @@ def test_todays_system_subtypes_are_known_and_odd_ones_still_counted(subtype: st
     st = parse([init(), {"type": "system", "subtype": subtype},
                 {"type": "system", "subtype": "task_teleported"}, result()])
     assert st.unknown_events == {"system/task_teleported": 1}
+
+
+def test_real_2_1_332_background_agent_second_result_adds_up() -> None:
+    """With a background subagent, 2.1.332 ends the first turn with a result, then runs a
+    follow-up turn when the agent finishes and writes a second result: its duration_ms,
+    num_turns and usage cover that turn only (modelUsage, cost, duration_api_ms are running
+    totals)."""
+    st = parse_file(REAL_LOGS / "versions-subagent-2.1.332.jsonl")
+    assert st.events["result"] == 2
+    assert st.num_turns == 2 + 1 and st.duration_ms == 279 + 52
+    assert st.duration_api_ms == 201 and st.total_cost_usd == pytest.approx(0.066252)
+    assert st.result_usage is not None and st.result_usage.input == 8666 + 4802
+    assert sum(u.tokens.input for u in st.model_usage.values()) == 16313

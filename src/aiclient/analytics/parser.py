@@ -287,6 +287,11 @@ class StreamParser:
 
     def _result(self, event: dict[str, Any]) -> None:
         stats = self.stats
+        # A second result follows a turn Claude Code runs by itself when a background subagent
+        # finishes (2.1.332): its duration_ms, num_turns and usage cover that turn only, so
+        # they add up; modelUsage, cost and duration_api_ms are running totals (the last wins).
+        earlier = ((stats.duration_ms, stats.num_turns, stats.result_usage)
+                   if stats.has_result else None)
         stats.has_result = True
         subtype = event.get("subtype")
         stats.result_subtype = subtype if isinstance(subtype, str) else None
@@ -300,6 +305,14 @@ class StreamParser:
         stats.total_cost_usd = as_num(event.get("total_cost_usd"))
         if isinstance(event.get("usage"), dict):
             stats.result_usage = TokenCounts.from_usage(event["usage"])
+        if earlier is not None:
+            duration, turns, usage = earlier
+            if duration is not None and stats.duration_ms is not None:
+                stats.duration_ms += duration
+            if turns is not None and stats.num_turns is not None:
+                stats.num_turns += turns
+            if usage is not None and stats.result_usage is not None:
+                stats.result_usage.add(usage)
         model_usage = event.get("modelUsage")
         if isinstance(model_usage, dict):
             stats.model_usage = {str(m): ModelUsage.from_event(u) for m, u in model_usage.items()}

@@ -227,7 +227,9 @@ def render_html(a: Summary, b: Summary, result: dict[str, Any]) -> str:
                        f"{name_b})", n,
                        [("A", _token_bars(a, len(n), PROMPT_SEGMENTS)),
                         ("B", _token_bars(b, len(n), PROMPT_SEGMENTS))], "",
-                       [(label, colour) for _, label, colour in PROMPT_SEGMENTS])
+                       [(label, colour) for key, label, colour in PROMPT_SEGMENTS
+                        if any(it["tokens"].get(key) for s in (a, b)
+                               for it in s["iterations"])])
     output = bar_chart("Output tokens per iteration", n,
                        [("A", _token_bars(a, len(n), ((*OUTPUT_SEGMENT[:2],
                                                         SERIES_COLORS[0]),))),

@@ -130,10 +130,10 @@ def list_table(runs: list[dict[str, Any]]) -> str:
 
 def compare_report(result: dict[str, Any]) -> str:
     a, b = result["a"], result["b"]
-    lines = [f"A  {a['id']}  {a['backend']}  {a['model']}  {a['date']}"
-             + (f"  [{a['label']}]" if a["label"] else ""),
-             f"B  {b['id']}  {b['backend']}  {b['model']}  {b['date']}"
-             + (f"  [{b['label']}]" if b["label"] else ""), ""]
+    lines = [f"{tag}  " + (f"{r['name']}  " if r.get("name") not in (None, r["id"]) else "")
+             + f"{r['id']}  {r['backend']}  {r['model']}  {r['date']}"
+             + (f"  [{r['label']}]" if r["label"] and r["label"] != r.get("name") else "")
+             for tag, r in (("A", a), ("B", b))] + [""]
     rows = [[m["label"], figure(m["a"], m["unit"]), figure(m["b"], m["unit"]),
              figure(m["diff"], m["unit"], signed=True),
              f"{m['rel'] * 100:+.1f}%" if m["rel"] is not None else "-"]
