@@ -7,13 +7,19 @@ core's time slices with the load generator's):
 * ``direct``   the simulator itself;
 * ``gateway``  the real gateway (``ai-server run`` → HAProxy) with limits that are not the
   bottleneck;
+* ``nginx``    Debian's nginx as a plain reverse proxy with an upstream keep-alive pool, the
+  reference the gateway is held to (taken from the Debian archive with ``apt-get download``
+  into the test cache on first use, never installed as a service; it listens on 127.0.0.1
+  only); ``--no-nginx`` leaves it out;
 * ``no-delay off``  a second HAProxy running a copy of the gateway's rendered config without
   the line ``option http-no-delay`` (streaming figures only, to show why the line is there).
 
 Figures: ``GET /api/version`` latency p50/p99 at concurrency 1 and 32 (direct and gateway
 measured in alternating batches, so drift in machine load hits both alike); time to the first
-streamed SSE event and the delays between events of single streams; then N concurrent streams
-for D seconds per target (errors, chunk delay = gap between events minus the nominal gap).
+streamed SSE event and the delays between events of single streams; time to the first event
+of short streams each on a fresh client connection (connect included: what a new client
+sees); then N concurrent streams for D seconds per target (errors, chunk delay = gap between
+events minus the nominal gap, peak resident memory of the proxy's processes).
 
 All clients are this process or its worker processes, on 127.0.0.1 only. Every process started
 here is stopped on the way out (also on Ctrl-C). The exit status is 0 when the run completed,
@@ -64,7 +70,7 @@ TARGET_ADDED_P50_MS = 0.3  # added p50 at concurrency 1
 TARGET_STREAM_MS = 2.0  # streamed chunks within this of direct
 TARGET_LOAD_ERRORS = 0
 
-DIRECT, GATEWAY, NO_DELAY_OFF = "direct", "gateway", "no-delay off"
+DIRECT, GATEWAY, NGINX, NO_DELAY_OFF = "direct", "gateway", "nginx", "no-delay off"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,6 +94,8 @@ class Plan:
     load_gap: float
     load_procs: int
     load_no_delay: bool
+    fresh_runs: int  # short streams on fresh connections per target
+    load_request_bytes: int  # body size of each load-phase request (0: the small probe)
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -107,6 +115,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         load_gap=0.050,
         load_procs=max(1, args.client_procs),
         load_no_delay=not args.skip_no_delay_load,
+        fresh_runs=60 if quick else 300,
+        load_request_bytes=args.request_bytes,
     )
 
 
@@ -229,7 +239,8 @@ def small_request(port: int) -> bytes:
             "User-Agent: bench-gateway\r\n\r\n").encode()
 
 
-def stream_request(port: int, chunks: int, gap: float) -> bytes:
+def stream_request(port: int, chunks: int, gap: float, size: int = 0) -> bytes:
+    """A streamed chat request; with `size`, its body is padded to that many bytes."""
     sys.path.insert(0, str(REPO / "src"))
     from aiserver.allowlist import probe_body
 
@@ -239,6 +250,9 @@ def stream_request(port: int, chunks: int, gap: float) -> bytes:
     body_obj = dict(body_obj)
     body_obj["max_tokens"] = chunks  # the probe body caps the answer at 16 tokens
     body = json.dumps(body_obj).encode()
+    if size > len(body) + 12:
+        body_obj["user"] = "u" * (size - len(body) - 12)  # 12 = len(', "user": ""')
+        body = json.dumps(body_obj).encode()
     head = (f"POST {STREAM_PATH} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
             "User-Agent: bench-gateway\r\nContent-Type: application/json\r\n"
             f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n"
@@ -366,6 +380,31 @@ def timed_stream(port: int, request: bytes) -> StreamTiming:
         return StreamTiming(math.nan, [], False, error or "no events")
     gaps = [(b - a) * 1000.0 for a, b in itertools.pairwise(stamps)]
     return StreamTiming((stamps[0] - t0) * 1000.0, gaps, ok, error)
+
+
+def bench_fresh_first_chunk(ports: dict[str, int], plan: Plan) -> dict[str, list[float]]:
+    """ms from connect() to the first SSE event of a short stream, a new connection each."""
+    out: dict[str, list[float]] = {name: [] for name in ports}
+    requests = {name: stream_request(port, 2, 0.001) for name, port in ports.items()}
+    for run in range(plan.fresh_runs):
+        for name in order_for_round(list(ports), run):
+            conn = BlockingConnection(ports[name])
+            first: list[float] = []
+
+            def stamp(now: float, n: int, seen: list[float] = first) -> None:
+                seen.append(now)
+
+            try:
+                t0 = time.perf_counter()
+                conn.connect()
+                resp = conn.exchange(requests[name], stamp)
+            except OSError:
+                continue
+            finally:
+                conn.close()
+            if resp.status == 200 and first:
+                out[name].append((first[0] - t0) * 1000.0)
+    return out
 
 
 @dataclass
@@ -624,6 +663,43 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and its descendants, MiB (NaN without /proc)."""
+    if not Path("/proc/self/status").exists():
+        return math.nan
+    children = _proc_children()
+    total_kib, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+        stack.extend(children.get(p, []))
+    return total_kib / 1024.0
+
+
+class PeakRss:
+    """Samples tree_rss_mib(pid) every 0.2 s in a thread; .peak is the highest seen."""
+
+    def __init__(self, pid: int) -> None:
+        import threading
+
+        self.pid, self.peak = pid, tree_rss_mib(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, tree_rss_mib(self.pid))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join(5)
+        return self.peak
+
+
 # ---------------------------------------------------------------------------------------------
 # The processes under test
 # ---------------------------------------------------------------------------------------------
@@ -662,6 +738,65 @@ _BIND_RE = re.compile(r"^(\s*bind\s+)(\S+):(\d+)(.*)$")
 _STATS_RE = re.compile(r"^(\s*stats\s+socket\s+)(\S+)(.*)$")
 
 
+def nginx_binary() -> str:
+    """nginx on PATH, else Debian's package unpacked (never installed) into the test cache."""
+    found = shutil.which("nginx")
+    if found:
+        return found
+    cache = Path(os.environ.get("ROP_TEST_CACHE") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "remote-ollama-proxy-tests")
+    unpacked = sorted(cache.glob("nginx-*/usr/sbin/nginx"))
+    if unpacked:
+        return str(unpacked[-1])
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise RuntimeError("nginx is not installed and apt-get/dpkg-deb are missing: install "
+                           "nginx or run with --no-nginx")
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        # download only: no maintainer scripts, so no service on port 80 is ever started
+        subprocess.run(["apt-get", "download", "-q", "nginx"], cwd=tmp, check=True,
+                       capture_output=True, timeout=300)
+        deb = next(Path(tmp).glob("nginx_*.deb"))
+        dest = cache / deb.name.removesuffix(".deb")
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True, timeout=120)
+    return str(dest / "usr/sbin/nginx")
+
+
+def nginx_config(workdir: Path, port: int, upstream_port: int) -> str:
+    tmp = workdir / "nginx-tmp"
+    tmp.mkdir(exist_ok=True)
+    temp_paths = "\n".join(f"    {kind}_temp_path {tmp / kind};" for kind in (
+        "client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    # the same job as the gateway's proxying part: keep-alive pool upstream, no buffering of
+    # responses (streaming), Host rewritten for Ollama; loopback only
+    return f"""{user}worker_processes auto;
+daemon off;
+pid {workdir / "nginx.pid"};
+error_log stderr warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log {workdir / "nginx-access.log"};  # one line per request, like the gateway
+{temp_paths}
+    upstream ollama {{ server {HOST}:{upstream_port}; keepalive 64; }}
+    server {{
+        listen {HOST}:{port};
+        client_max_body_size 32m;
+        tcp_nodelay on;
+        location / {{
+            proxy_pass http://ollama;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host {HOST}:{upstream_port};
+            proxy_buffering off;
+            proxy_read_timeout 30m;
+        }}
+    }}
+}}
+"""
+
+
 def config_without_no_delay(text: str, ports: dict[int, int], stats_socket: str) -> str:
     """The gateway's config minus ``option http-no-delay``, on other ports and another socket."""
     out: list[str] = ["# bench-gateway copy: `option http-no-delay` removed, ports moved."]
@@ -695,6 +830,10 @@ class Stack:
     gateway: Any = None  # tests.support.gatewayproc.GatewayProcess
     no_delay_off: subprocess.Popen[bytes] | None = None
     no_delay_off_port: int = 0
+    nginx: subprocess.Popen[bytes] | None = None
+    nginx_port: int = 0
+    with_nginx: bool = True
+    haproxy: str | None = None  # binary; default: $AI_SERVER_HAPROXY or haproxy on PATH
     haproxy_version: str = ""
     _files: list[Any] = field(default_factory=list)
     _socket_dirs: list[Path] = field(default_factory=list)  # removed once HAProxy has stopped
@@ -707,6 +846,8 @@ class Stack:
         from aiserver.gateway.render import haproxy_binary
 
         os.environ["AI_SERVER_HOME"] = str(self.workdir / "ai-server-home")
+        if self.haproxy:
+            os.environ["AI_SERVER_HAPROXY"] = self.haproxy
         self.sim_port = free_port()
         sim_log = open(self.workdir / "sim.log", "wb")  # noqa: SIM115 (closed in stop())
         self._files.append(sim_log)
@@ -742,6 +883,17 @@ class Stack:
                                              stdin=subprocess.DEVNULL, stdout=hap_log,
                                              stderr=subprocess.STDOUT)
         wait_port(self.no_delay_off_port, self.no_delay_off)
+        if self.with_nginx:
+            self.nginx_port = free_port()
+            conf = self.workdir / "nginx.conf"
+            conf.write_text(nginx_config(self.workdir, self.nginx_port, self.sim_port))
+            ng_log = open(self.workdir / "nginx.log", "wb")  # noqa: SIM115
+            self._files.append(ng_log)
+            self.nginx = subprocess.Popen([nginx_binary(), "-p", str(self.workdir), "-e",
+                                           "stderr", "-c", str(conf)],
+                                          stdin=subprocess.DEVNULL, stdout=ng_log,
+                                          stderr=subprocess.STDOUT)
+            wait_port(self.nginx_port, self.nginx)
         self._wait_ready()
 
     def _wait_ready(self) -> None:
@@ -762,8 +914,11 @@ class Stack:
                 time.sleep(0.1)
 
     def ports(self) -> dict[str, int]:
-        return {DIRECT: self.sim_port, GATEWAY: int(self.gateway.port),
-                NO_DELAY_OFF: self.no_delay_off_port}
+        ports = {DIRECT: self.sim_port, GATEWAY: int(self.gateway.port),
+                 NO_DELAY_OFF: self.no_delay_off_port}
+        if self.nginx is not None:
+            ports[NGINX] = self.nginx_port
+        return ports
 
     def pids(self) -> dict[str, int]:
         pids: dict[str, int] = {}
@@ -773,11 +928,14 @@ class Stack:
             pids[GATEWAY] = int(self.gateway.proc.pid)
         if self.no_delay_off is not None:
             pids[NO_DELAY_OFF] = self.no_delay_off.pid
+        if self.nginx is not None:
+            pids[NGINX] = self.nginx.pid
         return pids
 
     def stop(self) -> None:
         errors: list[str] = []
-        for stop in (self._stop_no_delay_off, self._stop_gateway, self._stop_sim):
+        for stop in (self._stop_nginx, self._stop_no_delay_off, self._stop_gateway,
+                     self._stop_sim):
             try:
                 stop()
             except Exception as exc:
@@ -788,6 +946,10 @@ class Stack:
             shutil.rmtree(d, ignore_errors=True)
         if errors:
             print("bench-gateway: cleanup problems: " + "; ".join(errors), file=sys.stderr)
+
+    def _stop_nginx(self) -> None:
+        if self.nginx is not None:
+            stop_process(self.nginx)
 
     def _stop_no_delay_off(self) -> None:
         if self.no_delay_off is not None:
@@ -812,11 +974,12 @@ class LoadFigures:
     result: LoadResult
     wall_s: float
     cpu_s: dict[str, float]  # per process under test
+    rss_mib: float = math.nan  # peak resident memory of the proxy's processes
 
 
 def bench_load(stack: Stack, target: str, plan: Plan) -> LoadFigures:
     port = stack.ports()[target]
-    request = stream_request(port, plan.load_chunks, plan.load_gap)
+    request = stream_request(port, plan.load_chunks, plan.load_gap, plan.load_request_bytes)
     procs = min(plan.load_procs, plan.load_streams)
     shares = [list(range(i, plan.load_streams, procs)) for i in range(procs)]
     stream_s = (plan.load_chunks + 1) * plan.load_gap
@@ -824,6 +987,7 @@ def bench_load(stack: Stack, target: str, plan: Plan) -> LoadFigures:
     watched = {"sim": pids["sim"]}
     if target != DIRECT:
         watched["haproxy"] = pids[target]
+    rss = PeakRss(pids[target]) if target != DIRECT else None
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(procs) as pool:
         pool.map(abs, range(procs))  # wait until every worker has started (spawn is slow)
@@ -842,7 +1006,7 @@ def bench_load(stack: Stack, target: str, plan: Plan) -> LoadFigures:
     for r in results:
         merged.merge(r)
     cpu["client"] = sum(r.cpu_s for r in results)
-    return LoadFigures(merged, wall, cpu)
+    return LoadFigures(merged, wall, cpu, rss.stop() if rss is not None else math.nan)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -859,6 +1023,7 @@ class Report:
     load: dict[str, LoadFigures]
     haproxy_version: str
     elapsed_s: float = 0.0
+    fresh: dict[str, list[float]] = field(default_factory=dict)
 
 
 COL = 13
@@ -875,7 +1040,7 @@ def _jitter(gaps: Sequence[float], nominal_ms: float) -> float:
 
 def render(rep: Report) -> Iterator[str]:
     plan = rep.plan
-    cols = [DIRECT, GATEWAY, "added", NO_DELAY_OFF, "added"]
+    cols = [DIRECT, GATEWAY, "added", NGINX, "added", NO_DELAY_OFF, "added"]
     yield (f"bench-gateway ({plan.mode} mode): {rep.haproxy_version}, {os.cpu_count()} CPUs, "
            "upstream = Ollama simulator (separate process), all on 127.0.0.1")
     yield ("direct = this client + the simulator alone (the floor these clients can measure); "
@@ -885,16 +1050,22 @@ def render(rep: Report) -> Iterator[str]:
     yield _row("", cols)
 
     def triple(values: Sequence[float], digits: int = 2) -> list[str]:
-        d, g, n = (*values, math.nan, math.nan)[:3]
-        return [fmt(d, digits), fmt(g, digits), fmt(g - d, digits, True), fmt(n, digits),
-                fmt(n - d, digits, True)]
+        """direct, then value and value-minus-direct for gateway, nginx, no-delay off."""
+        d, *rest = (*values, math.nan, math.nan, math.nan)[:4]
+        cells = [fmt(d, digits)]
+        for v in rest:
+            cells += [fmt(v, digits), fmt(v - d, digits, True)]
+        return cells
 
     for label, samples in ((f"1 (keep-alive, {plan.rounds} alternating batches)", rep.c1),
                            (f"{plan.c32_workers} (asyncio, one client process)", rep.c32)):
         d, g = samples.ms.get(DIRECT, []), samples.ms.get(GATEWAY, [])
-        yield f"GET {SMALL_REQUEST_PATH}, concurrency {label}, {len(d)} + {len(g)} requests"
-        yield _row("  latency p50 ms", triple((percentile(d, 50), percentile(g, 50)), digits=3))
-        yield _row("  latency p99 ms", triple((percentile(d, 99), percentile(g, 99)), digits=3))
+        ng = samples.ms.get(NGINX, [])
+        yield (f"GET {SMALL_REQUEST_PATH}, concurrency {label}, {len(d)} + {len(g)} + "
+               f"{len(ng)} requests")
+        for q in (50, 99):
+            yield _row(f"  latency p{q} ms", triple(
+                (percentile(d, q), percentile(g, q), percentile(ng, q)), digits=3))
         if samples.errors:
             yield "  errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(samples.errors.items()))
 
@@ -904,33 +1075,44 @@ def render(rep: Report) -> Iterator[str]:
            f"{plan.stream_chunks} tokens, {gap_ms:.0f} ms nominal gap, SSE events timed")
 
     def srow(fn: Callable[[StreamFigures], float]) -> list[str]:
-        return triple([fn(s[t]) for t in (DIRECT, GATEWAY, NO_DELAY_OFF)])
+        return triple([fn(s[t]) if t in s else math.nan
+                       for t in (DIRECT, GATEWAY, NGINX, NO_DELAY_OFF)])
 
     yield _row("  time to first chunk p50 ms", srow(lambda f: percentile(f.ttfc_ms, 50)))
     yield _row("  time to first chunk max ms", srow(lambda f: max(f.ttfc_ms, default=math.nan)))
     yield _row("  inter-chunk delay mean ms", srow(lambda f: mean(f.gaps_ms)))
     yield _row("  inter-chunk delay p99 ms", srow(lambda f: percentile(f.gaps_ms, 99)))
     yield _row(f"  mean |gap - {gap_ms:.0f} ms| ms", srow(lambda f: _jitter(f.gaps_ms, gap_ms)))
-    for t in (DIRECT, GATEWAY, NO_DELAY_OFF):
-        if s[t].errors:
+    for t in (DIRECT, GATEWAY, NGINX, NO_DELAY_OFF):
+        if t in s and s[t].errors:
             yield f"  {t} errors: " + ", ".join(f"{k} x{v}" for k, v in s[t].errors.items())
 
+    f = rep.fresh
+    yield (f"short streams, each on a fresh client connection ({plan.fresh_runs} per target): "
+           "connect() to the first SSE event")
+    for q in (50, 99):
+        yield _row(f"  first chunk p{q} ms", triple(
+            [percentile(f.get(t, []), q) for t in (DIRECT, GATEWAY, NGINX, NO_DELAY_OFF)],
+            digits=3))
+
     load = rep.load
+    size = f", {plan.load_request_bytes} B requests" if plan.load_request_bytes else ""
     yield (f"{plan.load_streams} concurrent streams for {plan.load_duration:g} s per target: "
            f"{plan.load_chunks} tokens, {plan.load_gap * 1000:.0f} ms nominal gap, "
-           f"{plan.load_procs} asyncio client processes")
+           f"{plan.load_procs} asyncio client processes{size}")
 
     def lrow(fn: Callable[[LoadFigures], float], digits: int = 2,
              added: bool = True) -> list[str]:
-        vals = [fn(load[t]) if t in load else math.nan for t in (DIRECT, GATEWAY, NO_DELAY_OFF)]
+        vals = [fn(load[t]) if t in load else math.nan
+                for t in (DIRECT, GATEWAY, NGINX, NO_DELAY_OFF)]
         cells = triple(vals, digits=digits)
-        return cells if added else [cells[0], cells[1], "", cells[3], ""]
+        return cells if added else [cells[0], cells[1], "", cells[3], "", cells[5], ""]
 
     def count_cell(t: str, fn: Callable[[LoadFigures], int]) -> str:
         return str(fn(load[t])) if t in load else "-"
 
     def count_row(fn: Callable[[LoadFigures], int]) -> list[str]:
-        return [count_cell(DIRECT, fn), count_cell(GATEWAY, fn), "",
+        return [count_cell(DIRECT, fn), count_cell(GATEWAY, fn), "", count_cell(NGINX, fn), "",
                 count_cell(NO_DELAY_OFF, fn), ""]
 
     yield _row("  streams completed", count_row(lambda f: f.result.streams_ok))
@@ -945,9 +1127,10 @@ def render(rep: Report) -> Iterator[str]:
                lrow(lambda f: 100 * f.cpu_s["client"] / f.wall_s, 0, added=False))
     yield _row("  CPU % of a core: simulator",
                lrow(lambda f: 100 * f.cpu_s["sim"] / f.wall_s, 0, added=False))
-    yield _row("  CPU % of a core: HAProxy",
+    yield _row("  CPU % of a core: the proxy",
                lrow(lambda f: 100 * f.cpu_s.get("haproxy", math.nan) / f.wall_s, 0, added=False))
-    for t in (DIRECT, GATEWAY, NO_DELAY_OFF):
+    yield _row("  proxy resident memory, peak MiB", lrow(lambda f: f.rss_mib, 1, added=False))
+    for t in (DIRECT, GATEWAY, NGINX, NO_DELAY_OFF):
         if t in load and load[t].result.errors:
             yield f"  {t} errors: " + ", ".join(
                 f"{k} x{v}" for k, v in sorted(load[t].result.errors.items()))
@@ -997,6 +1180,21 @@ def verdicts(rep: Report) -> Iterator[str]:
                f"for {rep.plan.load_duration:g} s: {errors} errors in "
                f"{res.streams_ok + errors} streams (target {TARGET_LOAD_ERRORS}){why}")
 
+    if NGINX in rep.c1.ms:
+        ng_added = percentile(rep.c1.ms[NGINX], 50) - percentile(c1d, 50)
+        ok = not math.isnan(ng_added) and added <= ng_added
+        yield (f"{verdict(ok)}  added p50 at concurrency 1 vs nginx (same run): gateway "
+               f"{fmt(added, 3, True)} ms, nginx {fmt(ng_added, 3, True)} ms (target: gateway "
+               "<= nginx)")
+    if rep.fresh.get(NGINX) and rep.fresh.get(GATEWAY):
+        fd = percentile(rep.fresh.get(DIRECT, []), 50)
+        g_fc = percentile(rep.fresh[GATEWAY], 50) - fd
+        n_fc = percentile(rep.fresh[NGINX], 50) - fd
+        ok = not math.isnan(g_fc) and g_fc <= n_fc
+        yield (f"{verdict(ok)}  added first chunk p50 on fresh connections vs nginx: gateway "
+               f"{fmt(g_fc, 3, True)} ms, nginx {fmt(n_fc, 3, True)} ms (target: gateway <= "
+               "nginx)")
+
     nd = stream_diffs(NO_DELAY_OFF)
     parts = [f"{k} {fmt(v, 1, True)} ms" for k, v in nd.items()]
     if NO_DELAY_OFF in rep.load and DIRECT in rep.load:
@@ -1028,6 +1226,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="load-generator processes for the stream load (default 2)")
     parser.add_argument("--skip-no-delay-load", action="store_true",
                         help="no load phase for the gateway without http-no-delay")
+    parser.add_argument("--request-bytes", type=int, default=0, metavar="N",
+                        help="pad each load-phase request body to N bytes (e.g. 204800, what "
+                             "an agent sends), to see the memory of buffered bodies")
+    parser.add_argument("--no-nginx", action="store_true",
+                        help="leave nginx (the reference proxy) out of the run")
+    parser.add_argument("--haproxy", default=None, metavar="PATH",
+                        help="the HAProxy binary for the gateway (default: $AI_SERVER_HAPROXY "
+                             "or haproxy on PATH), e.g. the 3.4.0 build of scripts/test")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (logs, configs) and print its path")
     args = parser.parse_args(argv)
@@ -1046,24 +1252,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _raise_interrupt)  # clean up on `kill` as on Ctrl-C
     workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
-    stack = Stack(workdir)
+    stack = Stack(workdir, with_nginx=not args.no_nginx, haproxy=args.haproxy)
 
     def progress(text: str) -> None:
         print(f"[{time.perf_counter() - started:5.0f} s] {text}", file=sys.stderr, flush=True)
 
     try:
-        progress("starting the simulator, the gateway and the copy without http-no-delay")
+        progress("starting the simulator, the gateway, nginx and the copy without "
+                 "http-no-delay")
         stack.start()
         ports = stack.ports()
-        pair = {DIRECT: ports[DIRECT], GATEWAY: ports[GATEWAY]}
+        pair = {t: ports[t] for t in (DIRECT, GATEWAY, NGINX) if t in ports}
         progress("small requests, concurrency 1")
         c1 = bench_small_c1(pair, plan)
         progress("small requests, concurrency 32")
         c32 = bench_small_c32(pair, plan)
         progress("single streams")
         streams = bench_single_streams(ports, plan)
+        progress("first chunk on fresh client connections")
+        fresh = bench_fresh_first_chunk(ports, plan)
         load: dict[str, LoadFigures] = {}
-        targets = [DIRECT, GATEWAY] + ([NO_DELAY_OFF] if plan.load_no_delay else [])
+        targets = [DIRECT, GATEWAY] + ([NGINX] if NGINX in ports else []) + (
+            [NO_DELAY_OFF] if plan.load_no_delay else [])
         for target in targets:
             progress(f"{plan.load_streams} concurrent streams for {plan.load_duration:g} s: "
                      f"{target}")
@@ -1084,7 +1294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     report = Report(plan, c1, c32, streams, load, stack.haproxy_version,
-                    time.perf_counter() - started)
+                    time.perf_counter() - started, fresh)
     for line in render(report):
         print(line)
     return 0

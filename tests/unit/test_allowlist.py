@@ -65,3 +65,15 @@ def test_readme_endpoint_table_is_generated_from_the_allowlist() -> None:
     block = readme.split(start, 1)[1].split(end, 1)[0].strip()
     assert block == markdown_table(), "README endpoint table drifted: regenerate it with " \
         "`python -c 'from aiserver.allowlist import markdown_table; print(markdown_table())'`"
+
+
+def test_cheap_routes_are_the_read_only_ones() -> None:
+    """The routes with their own backend (issue 12 §10): reads that never run a model."""
+    from aiserver.allowlist import ENTRIES, STREAMING_PATHS
+
+    cheap = {(e.method, e.path) for e in ENTRIES if e.cheap}
+    assert cheap == {("GET", "/"), ("HEAD", "/"), ("GET", "/api/version"),
+                     ("HEAD", "/api/version"), ("GET", "/api/tags"), ("HEAD", "/api/tags"),
+                     ("GET", "/api/ps"), ("GET", "/v1/models"), ("GET", "/v1/models/{model}"),
+                     ("POST", "/api/show")}
+    assert not any(path in STREAMING_PATHS for _, path in cheap)
