@@ -533,6 +533,9 @@ def _schema_args(schema: Any) -> dict[str, Any]:
     return {n: _schema_value(props[n]) for n in names}
 
 
+ToolDecider = Callable[[dict[str, Any]], list[tuple[str, dict[str, Any]]]]
+
+
 def _message_texts(content: Any) -> tuple[list[str], bool]:
     """The text blocks of a message's content and whether it carries a tool result."""
     if isinstance(content, str):
@@ -825,6 +828,8 @@ class OllamaSimulator:
         self.close_after_chunks: int | None = None
         self.queue_full = False
         self.tool_calls = True
+        # a test may script which tools "the model" calls: data -> [(name, arguments)]
+        self.decide_tools: ToolDecider | None = None
         self.text_before_tools = False
         # Contract-breaking switches (see the module docstring).
         self.break_event_order: bool | str = False
@@ -1649,7 +1654,7 @@ class OllamaSimulator:
     def _generation(self, data: dict[str, Any], f: _Faults, limit: Any) -> _Generation:
         """What the "model" answers: tool calls when the turn asks for them (with text first
         when x-sim-text-before-tools / text_before_tools says so), else text."""
-        tools = _requested_tools(data) if self.tool_calls else []
+        tools = (self.decide_tools or _requested_tools)(data) if self.tool_calls else []
         if tools and not f.text_before_tools:
             return _Generation([], False, tools)
         toks, cut = _plan(f.chunks, limit)

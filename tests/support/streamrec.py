@@ -32,7 +32,7 @@ SUBAGENT_PROMPT = "Say hello in one short sentence."
 SCRUBBED = "/tmp/fixture"
 
 
-def _scripted_tool(data: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+def _scripted_tools(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The subagent tool when the last user turn (trailing system messages skipped) is our
     prompt and no tool result has come back yet; otherwise text."""
     tools = data.get("tools")
@@ -40,28 +40,25 @@ def _scripted_tool(data: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     while messages and messages[-1].get("role") == "system":
         messages.pop()
     if not isinstance(tools, list) or not messages or messages[-1].get("role") != "user":
-        return None
-    text, tool_result = ollama_sim._message_text(messages[-1].get("content"))
+        return []
+    texts, tool_result = ollama_sim._message_texts(messages[-1].get("content"))
+    text = "\n".join(texts)
     if tool_result or SPAWN not in text:
-        return None
+        return []
     names = {t.get("name") for t in tools if isinstance(t, dict)}
     name = "Agent" if "Agent" in names else "Task" if "Task" in names else None
     if name is None:
-        return None
-    return name, {"description": "Say hello", "prompt": SUBAGENT_PROMPT,
-                  "subagent_type": "general-purpose"}
+        return []
+    return [(name, {"description": "Say hello", "prompt": SUBAGENT_PROMPT,
+                    "subagent_type": "general-purpose"})]
 
 
 @contextmanager
 def scripted_simulator() -> Iterator[OllamaSimulator]:
-    original = ollama_sim._requested_tool
-    ollama_sim._requested_tool = _scripted_tool
-    try:
-        with OllamaSimulator() as sim:
-            sim.fixed_ids = False
-            yield sim
-    finally:
-        ollama_sim._requested_tool = original
+    with OllamaSimulator() as sim:
+        sim.fixed_ids = False
+        sim.decide_tools = _scripted_tools
+        yield sim
 
 
 def claude_env(home: Path, base_url: str) -> dict[str, str]:
