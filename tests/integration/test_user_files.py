@@ -3,6 +3,8 @@ secrets masked in every diff, nothing left behind by --purge."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from tests.integration.test_client_setup import Laptop
 from tests.integration.test_install import Stack
+from tests.integration.test_zipapps import zipapps  # noqa: F401  (the built zipapps)
 from tests.support import tsfake
 from tests.support.fakeenv import make_fake_env
 from tests.support.gatewayproc import GatewayProcess
@@ -148,3 +151,16 @@ def test_setup_dry_run_never_shows_the_token(laptop: Laptop, sim: object,
     out = dry.stdout + dry.stderr
     assert TOKEN not in out and "second-token-9876543210" not in out
     assert "-token = \"<token hidden>\"" in out and "+token = \"<token hidden>\"" in out
+
+
+@pytest.mark.parametrize("tool", ["ai-server", "ai-client"])
+def test_the_zipapps_carry_the_toml_editor(zipapps: dict[str, Path], tool: str,  # noqa: F811
+                                           tmp_path: Path) -> None:
+    code = ("from aicommon.tomledit import edit\n"
+            "print(edit('[a]\\nb = 1  # mine\\n', {'a': {'b': 1}}, {'a': {'b': 2}}), end='')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AI_", "SHIV_"))}
+    env.update(HOME=str(tmp_path), SHIV_ENTRY_POINT="", SHIV_INTERPRETER="1")
+    res = subprocess.run([str(zipapps[tool]), "-c", code], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout == "[a]\nb = 2  # mine\n"
