@@ -241,8 +241,16 @@ def check_node(node: str) -> tuple[str, int]:
     return host, port
 
 
+def check_file_path(key: str, value: str) -> None:
+    """A file the tools read themselves (never written into a config): absolute or ~/…,
+    printable (spaces allowed, as in macOS's Application Support)."""
+    if value and (not value.startswith(("/", "~/")) or not value.isprintable()):
+        raise _bad(f"{key} {value!r} is not an absolute path",
+                   "use an absolute path (or ~/…) without control characters")
+
+
 def check_path(key: str, value: str) -> None:
-    """A path that reaches haproxy.cfg or a generated file."""
+    """A path that reaches haproxy.cfg or a generated file (socket, program)."""
     if value and not _PATH.fullmatch(value):
         raise _bad(f"{key} {value!r} is not a plain absolute path",
                    "use an absolute path (or ~/…) of letters, digits and ._/+@,=~- only: no "
@@ -300,10 +308,11 @@ def validate(s: Settings) -> Settings:
     if not 1 <= uport <= 65535:
         raise _bad(f"upstream port {uport} is out of range", "use 127.0.0.1:11434")
     for key, value in (("gateway.stats_socket", g.stats_socket),
-                       ("gateway.tokens_file", g.tokens_file),
-                       ("pool.tokens_file", s.pool.tokens_file),
                        ("ollama.binary", s.ollama.binary)):
         check_path(key, value)
+    for key, value in (("gateway.tokens_file", g.tokens_file),
+                       ("pool.tokens_file", s.pool.tokens_file)):
+        check_file_path(key, value)
     check_gateway_names(g)
     for p in g.profiles:
         if p not in PROFILES:

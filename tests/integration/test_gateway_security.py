@@ -300,3 +300,28 @@ def test_audit_admin_socket_must_be_a_private_unix_socket(gateway: GatewayProces
 
     other = replace(settings, gateway=replace(settings.gateway, stats_socket=str(plain)))
     assert "not a socket" in audit_admin_socket(other).detail
+
+
+def test_a_state_dir_with_a_space_works(sim: OllamaSimulator,
+                                        gateway_factory: GatewayFactory) -> None:
+    """macOS's default state dir is ~/Library/Application Support/ai-server: every path in
+    haproxy.cfg is quoted (unquoted, `errorfile … /Users/…/Application Support/…` is fatal)."""
+    import os
+    import shutil
+    import tempfile
+
+    home = tempfile.mkdtemp(prefix="ai gw ", dir="/tmp")  # short: the socket lives in it
+    try:
+        env = dict(os.environ, AI_SERVER_HOME=home)
+        tokens = Path(home) / "tokens.map"
+        tokens.write_text(f"{TOKEN} alice-laptop\n")
+        tokens.chmod(0o600)
+        gw = gateway_factory(sim.port, env=env, gateway={
+            "stats_socket": "", "tokens": True, "tokens_file": str(tokens)})
+        assert call(gw, "GET", "/api/tags", {"Authorization": f"Bearer {TOKEN}"})[0] == 200
+        assert call(gw, "GET", "/api/tags")[0] == 401
+        sock = Path(home) / "state" / "gateway" / "admin.sock"
+        assert sock.is_socket()
+        gw.stop()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

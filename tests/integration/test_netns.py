@@ -106,7 +106,8 @@ def probe(ns: str, targets: list[tuple[str, int, str]]) -> dict[str, str]:
 
 
 def req(method: str, path: str) -> str:
-    return f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    # the gateway answers only to its own names (issue 12 §1): its listen address here
+    return f"{method} {path} HTTP/1.1\r\nHost: {SERVER_IP}:{PORT}\r\nConnection: close\r\n\r\n"
 
 
 def test_client_reaches_gateway_and_never_ollama(namespaces: tuple[str, str],

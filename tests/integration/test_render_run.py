@@ -104,7 +104,7 @@ def test_render_is_deterministic_and_cli_prints_it(tmp_path: Path) -> None:
     out = tmp_path / "rendered"
     res = cli("--config", str(cfg), "config", "render", "--output", str(out))
     assert res.returncode == 0, res.stderr
-    assert (out / "haproxy.cfg").read_text().count(f"errorfile 503 {out}/errors/503.http") == 1
+    assert (out / "haproxy.cfg").read_text().count(f"errorfile 503 '{out}/errors/503.http'") == 1
     again = cli("--config", str(cfg), "config", "render", "--output", str(out))
     assert "nothing written, all" in again.stderr and "already up to date" in again.stderr
 

@@ -178,6 +178,27 @@ def test_tailnet_names_are_resolved_at_run(tmp_path: Path, monkeypatch: pytest.M
     assert "localhost" not in host_acl
 
 
+def test_the_magicdns_short_name_is_accepted_when_hostname_differs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Self.HostName is the OS name ("Alice's Mac Studio"); people type the MagicDNS label."""
+    import os
+
+    from aiserver.gateway.control import resolve_listen
+    from tests.support import tsfake
+
+    doc = tsfake.status_doc(hostname="alices-mac-studio")
+    doc["Self"]["HostName"] = "Alice's Mac Studio"
+    env = dict(os.environ)
+    tsfake.install(env, tmp_path, doc)
+    for k in ("AI_TAILSCALE", "FAKE_TAILSCALE_STATUS", "FAKE_TAILSCALE_LOG"):
+        monkeypatch.setenv(k, env[k])
+    listen = resolve_listen(parse(""), 0)
+    hosts = accepted_hosts(list(listen.addresses), list(listen.names), ())
+    assert "alices-mac-studio" in hosts and "alices-mac-studio.tail1234.ts.net" in hosts
+    assert not [h for h in hosts if " " in h or "'" in h]  # the OS name is not a host name
+
+
 @pytest.mark.parametrize("server", ["mac-studio.tail1234.ts.net", "100.101.102.103",
                                     "fd7a:115c:a1e0::1234"])
 def test_ai_client_setup_base_url_passes_the_host_check(server: str) -> None:

@@ -55,6 +55,8 @@ def resolve_listen(settings: Settings, wait_seconds: float) -> Listen:
         # the tailnet addresses are names clients use even when tailscaled delivers their
         # connections to 127.0.0.1 (userspace networking)
         names += [state.dns_name, state.host_name, *state.addresses]
+        # the MagicDNS short name (first label) is what people type; HostName may differ
+        names.append(state.dns_name.split(".")[0])
         if state.tun:
             addrs.extend(state.addresses)
             continue
@@ -89,7 +91,7 @@ def resolve_listen(settings: Settings, wait_seconds: float) -> Listen:
         # explicit Tailscale addresses: the machine's tailnet names still apply (best effort)
         with contextlib.suppress(AiError):
             state = tailscale.status()
-            names += [state.dns_name, state.host_name]
+            names += [state.dns_name, state.host_name, state.dns_name.split(".")[0]]
     return Listen(unique, tuple(notes), tuple(dict.fromkeys(n for n in names if n)))
 
 

@@ -31,6 +31,19 @@ SESSION_HEADER = "x-claude-code-session-id"
 MODEL_FROM_BODY = "req.body,json_query('$.model')"
 UPSTREAM_DOWN = ("Ollama is down on the server: the gateway cannot connect to it (its health "
                  "check fails)")
+def cfg_path(path: Path | str) -> str:
+    """A file or socket path as a single-quoted config word: the default state dir on macOS
+    (~/Library/Application Support/…) has a space. Nothing in it can end the quotes."""
+    text = str(path)
+    if "'" in text or not text.isprintable():
+        from aicommon.errors import AiError, ExitCode
+
+        raise AiError(f"the path {text!r} cannot be written into haproxy.cfg (a quote or a "
+                      "control character)", "use a plain path (AI_SERVER_HOME or the setting)",
+                      code="gateway.path", exit_code=ExitCode.CONFIG)
+    return f"'{text}'"
+
+
 CHECK = "check inter 2s fastinter 500ms downinter 1s rise 1 fall 2"
 
 
@@ -63,7 +76,7 @@ def relayed(node: str, tokens: dict[str, str]) -> bool:
 
 
 def _address(node: str, index: int, sock_dir: Path, tokens: dict[str, str]) -> str:
-    return f"unix@{relay_socket(sock_dir, index)}" if relayed(node, tokens) else node
+    return cfg_path(f"unix@{relay_socket(sock_dir, index)}") if relayed(node, tokens) else node
 
 
 def _json_error(status_kind: str, shape: str) -> str:
@@ -104,7 +117,7 @@ def render_pool(settings: Settings, target_dir: Path, sock_dir: Path,
         if not relayed(node, tokens):
             continue
         lines = [f"listen pool_relay_{i}",
-                 f"    bind unix@{relay_socket(sock_dir, i)} mode 600",
+                 f"    bind {cfg_path(f'unix@{relay_socket(sock_dir, i)}')} mode 600",
                  "    no log",
                  "    option abortonclose",
                  f"    http-request set-header Host {node}"]
@@ -165,7 +178,7 @@ def render_pool(settings: Settings, target_dir: Path, sock_dir: Path,
         f"    http-request set-var(txn.model) {MODEL_FROM_BODY} if METH_POST",
         "    http-request set-var(txn.model) path,field(4,/) "
         "if METH_GET { path_beg /v1/models/ }",
-        f"    http-request set-var(txn.group) var(txn.model),map_str({map_path}) "
+        f"    http-request set-var(txn.group) var(txn.model),map_str({cfg_path(map_path)}) "
         "if { var(txn.model) -m found }",
         "    acl pool_model var(txn.model) -m found",
         "    acl pool_known var(txn.group) -m found",
@@ -182,9 +195,9 @@ def render_pool(settings: Settings, target_dir: Path, sock_dir: Path,
         "    http-request return status 502 content-type application/json "
         f"string '{down}' if {{ nbsrv(pool_all) eq 0 }}",
         "    http-request return status 200 content-type application/json "
-        f"file {v1_path} if METH_GET {{ path /v1/models }}",
+        f"file {cfg_path(v1_path)} if METH_GET {{ path /v1/models }}",
         "    http-request return status 200 content-type application/json "
-        f"file {tags_path} if {{ path /api/tags }}",
+        f"file {cfg_path(tags_path)} if {{ path /api/tags }}",
     ]
     if affinity:
         routing.append("    use_backend %[var(txn.group)]_s if pool_known pool_session")

@@ -16,7 +16,7 @@ from typing import Any
 from aicommon import __version__, resources
 from aicommon.errors import AiError, ExitCode
 from aiserver.allowlist import Entry, entries_for
-from aiserver.gateway.pool import CHECK, UPSTREAM_DOWN, render_pool
+from aiserver.gateway.pool import CHECK, UPSTREAM_DOWN, cfg_path, render_pool
 from aiserver.settings import Settings, duration_ms, split_hostport
 
 ERRORFILE_CODES = (400, 401, 403, 404, 405, 408, 413, 429, 500, 501, 502, 503, 504)
@@ -251,7 +251,7 @@ def auth_block(map_path: Path) -> str:
         "    http-request set-var(txn.token) req.fhdr(authorization),word(2,' ') if auth_bearer",
         "    http-request set-var(txn.token) req.fhdr(x-api-key) if !auth_bearer "
         "{ req.fhdr(x-api-key) -m found }",
-        f"    http-request set-var(txn.device) var(txn.token),map({map_path})"
+        f"    http-request set-var(txn.device) var(txn.token),map({cfg_path(map_path)})"
         " if { var(txn.token) -m found }",
         "    acl auth_device var(txn.device) -m found",
         "    acl auth_ambiguous req.hdr_cnt(authorization) gt 1",
@@ -371,7 +371,7 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
     for code in ERRORFILE_CODES:
         rel = f"errors/{code}.http"
         files.append(RenderedFile(rel, _http_errorfile(code)))
-        errorfiles.append(f"    errorfile {code} {target_dir / rel}")
+        errorfiles.append(f"    errorfile {code} {cfg_path(target_dir / rel)}")
     auth = ""
     if g.tokens:
         pairs = parse_token_map(token_map or "", "the token map")
@@ -391,7 +391,7 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         # a comment: anything unprintable in the settings file's path is shown as '?'
         "settings_source": "".join(c if c.isprintable() else "?" for c in settings.source),
         "global_maxconn": str(lim.max_connections + 64),
-        "stats_socket": str(socket_path),
+        "stats_socket": cfg_path(socket_path),
         "hard_stop_after": t.hard_stop_after,
         "timeout_connect": t.connect,
         "timeout_client": t.client,
