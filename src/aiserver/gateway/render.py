@@ -180,8 +180,6 @@ def _backend(name: str, why: str, settings: Settings, server: str, maxconn: int)
         f"    # {why}",
         "    # A client that hangs up frees its queue slot and makes Ollama stop generating.",
         "    option abortonclose",
-        "    # One trusted server, no per-connection state upstream: reuse idle connections.",
-        "    http-reuse always",
         "    # Ollama on loopback answers 403 to any other Host (e.g. a MagicDNS name).",
         f"    http-request set-header Host {g.upstream}",
         f"    server ollama {g.upstream} {server} maxconn {maxconn} maxqueue {lim.queue_size}",
