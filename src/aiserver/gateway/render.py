@@ -302,7 +302,7 @@ MAX_HEAD_BYTES = 15360
 # Bodies up to this size are read whole before connecting (bufsize minus the head, the
 # rewrite reserve and HTX block overhead, with margin); larger ones use ollama_bulk.
 BUFFERED_BODY_BYTES = 960 * 1024
-META_CONCURRENCY = 4  # slots of the cheap read-only routes (ollama_meta)
+META_CONCURRENCY = 4  # at least this many slots for the cheap read-only routes (ollama_meta)
 
 
 def _backend(name: str, why: str, settings: Settings, server: str, maxconn: int) -> list[str]:
@@ -312,12 +312,15 @@ def _backend(name: str, why: str, settings: Settings, server: str, maxconn: int)
         f"    # {why}",
         "    # A client that hangs up frees its queue slot and makes Ollama stop generating.",
         "    option abortonclose",
-        "    # One trusted server, no per-connection state upstream: reuse idle connections.",
-        "    http-reuse always",
         "    # Ollama on loopback answers 403 to any other Host (e.g. a MagicDNS name).",
         f"    http-request set-header Host {g.upstream}",
         f"    server ollama {g.upstream} {server} maxconn {maxconn} maxqueue {lim.queue_size}",
         ""]
+
+
+def meta_concurrency(settings: Settings) -> int:
+    # as many as inference has (a burst of model lists is not throttled below it), never < 4
+    return max(META_CONCURRENCY, settings.limits.upstream_concurrency)
 
 
 def bulk_concurrency(settings: Settings) -> int:
@@ -332,7 +335,7 @@ def single_backend(settings: Settings) -> str:
     return "\n".join([
         *main,
         *_backend("ollama_meta", "Cheap read-only routes: their own slots, never queued "
-                  "behind inference.", settings, "track ollama/ollama", META_CONCURRENCY),
+                  "behind inference.", settings, "track ollama/ollama", meta_concurrency(settings)),
         *_backend("ollama_bulk", "Bodies larger than the buffer (they stream in after the "
                   "connect): their own slots.", settings, "track ollama/ollama",
                   bulk_concurrency(settings))])
