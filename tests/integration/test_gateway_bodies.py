@@ -135,7 +135,8 @@ def test_http10_body_over_the_limit_is_json_413(sim: OllamaSimulator,
                                                 gateway_factory: GatewayFactory,
                                                 content_length: str) -> None:
     gw = gateway_factory(sim.port, limits={"max_body_bytes": 4096})
-    raw = (f"POST {CHAT} HTTP/1.0\r\nContent-Length: {content_length}\r\n\r\n").encode()
+    raw = (f"POST {CHAT} HTTP/1.0\r\nHost: {authority(gw)}\r\n"
+           f"Content-Length: {content_length}\r\n\r\n").encode()
     raw += b"x" * min(int(content_length), 100000)
     resp = exchange(gw.host, gw.port, raw)
     assert resp.status == 413, resp.raw[:300]
