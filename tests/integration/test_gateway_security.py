@@ -149,7 +149,8 @@ def test_queue_full_is_503_with_retry_after_not_ollama_down(sim: OllamaSimulator
                                                             ) -> None:
     from aiserver.gateway.nodes import show_stat
 
-    gw = gateway_factory(sim.port, limits={"upstream_concurrency": 1, "queue_size": 1})
+    gw = gateway_factory(sim.port, limits={"upstream_concurrency": 1, "queue_size": 1},
+                         gateway={"profiles": ["default", "native"]})
     hold = [("x-sim-chunk-gap", "0.25"), ("x-sim-chunks", "400")]  # ~100 s each
     body = json.dumps(probe_body("/v1/chat/completions", stream=True)).encode()
     sock = Path(gw.sock_dir) / "admin.sock"
@@ -170,12 +171,18 @@ def test_queue_full_is_503_with_retry_after_not_ollama_down(sim: OllamaSimulator
             while (backend("scur"), backend("qcur")) != (want_in_slot, want_queued):
                 assert time.monotonic() < deadline, (backend("scur"), backend("qcur"))
                 time.sleep(0.05)
-        status, headers, data = call(gw, "GET", "/v1/models")
+        status, headers, data = call(gw, "POST", "/v1/chat/completions",
+                                     body=probe_body("/v1/chat/completions"))
         assert status == 503 and headers["retry-after"] == "10"
         err = json.loads(data)["error"]
         assert err["code"] == "queue_full" and "queue" in err["message"]
-        status, _, data = call(gw, "GET", "/api/tags")  # native shape on /api/*
+        status, _, data = call(gw, "POST", "/api/chat",  # native shape on /api/*
+                               body=probe_body("/api/chat"))
         assert status == 503 and json.loads(data)["code"] == "queue_full"
+        # cheap read-only routes have their own backend: they answer while inference queues
+        for path in ("/v1/models", "/api/tags", "/api/version"):
+            status, _, data = call(gw, "GET", path)
+            assert status == 200, (path, data[:200])
     finally:
         for s in socks:
             s.close()

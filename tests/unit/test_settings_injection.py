@@ -227,7 +227,7 @@ def test_userspace_mode_accepts_the_tailnet_addresses_as_names(
     tsfake.install(env, tmp_path, tsfake.status_doc(tun=False))
     for k in ("AI_TAILSCALE", "FAKE_TAILSCALE_STATUS", "FAKE_TAILSCALE_LOG"):
         monkeypatch.setenv(k, env[k])
-    s = parse('[gateway]\nport = 11435\n')
+    s = parse('[gateway]\nport = 11435\nupstream = "[::1]:11434"\n')  # Ollama off 127.0.0.1
     listen = resolve_listen(s, 0)
     assert listen.addresses == ("127.0.0.1",)
     hosts = accepted_hosts(list(listen.addresses), list(listen.names), ())

@@ -341,13 +341,23 @@ def single_backend(settings: Settings) -> str:
                   bulk_concurrency(settings))])
 
 
-def single_routing(entries: list[Entry]) -> str:
+def single_routing(entries: list[Entry], queue_size: int) -> str:
+    """Cheap read-only routes to their own backend, bodies beyond the buffer to another, the
+    rest to the inference backend. A full inference queue is said at once (HAProxy would park
+    the request in the backend's unbounded queue until `timeout queue`), and only to requests
+    bound for that backend: a model list still answers while inference is queued."""
     acls, cheap = allowlist_block([e for e in entries if e.cheap], prefix="cheap_")
     return "\n".join([
         acls,
-        f"    use_backend ollama_meta if {cheap}",
-        "    use_backend ollama_bulk if { req.hdr_val(content-length) gt "
-        f"{BUFFERED_BODY_BYTES} }}",
+        f"    http-request set-var(txn.route) str(meta) if {cheap}",
+        "    http-request set-var(txn.route) str(bulk) if !{ var(txn.route) -m found } "
+        f"{{ req.hdr_val(content-length) gt {BUFFERED_BODY_BYTES} }}",
+        refusal(503, f"every Ollama slot is busy and the queue of {queue_size} is full; retry "
+                     "later", code="queue_full", headers="hdr Retry-After 10",
+                cond=f"!{{ var(txn.route) -m found }} {{ queue(ollama) ge {queue_size} }}",
+                retry_after_seconds="10"),
+        "    use_backend ollama_meta if { var(txn.route) -m str meta }",
+        "    use_backend ollama_bulk if { var(txn.route) -m str bulk }",
         "    default_backend ollama"])
 
 
@@ -388,7 +398,8 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         backends, routing = pooled.backends, pooled.routing
         files += [RenderedFile(rel, text, 0o644) for rel, text in pooled.files]
     else:
-        backends, routing = single_backend(settings), single_routing(entries_for(g.profiles))
+        backends = single_backend(settings)
+        routing = single_routing(entries_for(g.profiles), lim.queue_size)
     values = {
         "version": __version__,
         # a comment: anything unprintable in the settings file's path is shown as '?'
@@ -446,14 +457,9 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         "max_body_bytes": str(lim.max_body_bytes),
         "max_body_digits": str(len(str(lim.max_body_bytes))),
         "backends": backends,
-        "upstream_down": "" if settings.pool.nodes else "\n".join([
-            refusal(502, UPSTREAM_DOWN, code="upstream_down", cond="{ nbsrv(ollama) eq 0 }",
-                    hint="run `ai-server status` on the server"),
-            # A full queue is said at once (HAProxy would park the request in the backend's
-            # unbounded queue until timeout queue): clients retry with Retry-After.
-            refusal(503, f"every Ollama slot is busy and the queue of {lim.queue_size} is "
-                         "full; retry later", code="queue_full", headers="hdr Retry-After 10",
-                    cond=f"{{ queue(ollama) ge {lim.queue_size} }}", retry_after_seconds="10")]),
+        "upstream_down": "" if settings.pool.nodes else refusal(
+            502, UPSTREAM_DOWN, code="upstream_down", cond="{ nbsrv(ollama) eq 0 }",
+            hint="run `ai-server status` on the server"),
         "routing": routing,
         # The exporter shares Ollama's loopback address: [::1] when Tailscale's userspace
         # networking would deliver tailnet connections to anything on 127.0.0.1.
