@@ -21,17 +21,13 @@ from tests.integration.test_gateway import call, forwarded
 from tests.support.gatewayproc import GatewayProcess
 from tests.support.hostile_corpus import Case, h2_request, send
 from tests.support.ollama_sim import OllamaSimulator
-from tests.support.rawhttp import exchange, parse_response, read_until, request_bytes
+from tests.support.rawhttp import error_code, exchange, parse_response, read_until, request_bytes
 
 CHAT = "/v1/chat/completions"
 
 
 def authority(gw: GatewayProcess) -> str:
     return f"{gw.host}:{gw.port}"
-
-
-def error_code(body: bytes) -> str:
-    return str(json.loads(body)["error"]["code"])
 
 
 def h2(gw: GatewayProcess, method: str, path: str, body: bytes = b"",

@@ -341,6 +341,59 @@ def single_backend(settings: Settings) -> str:
                   bulk_concurrency(settings))])
 
 
+def target_rule() -> str:
+    """Absolute-form targets with an empty or user-info authority (http:///x, http://a@/x, an
+    empty HTTP/2 :authority) are client errors, said before the Host check (HAProxy would fail
+    rewriting Host: 500)."""
+    return refusal(400, "the request target has an empty authority or one with user info",
+                   code="bad_target",
+                   cond="{ url -m reg ^[A-Za-z][A-Za-z0-9+.-]*://([/?\\#]|$|[^/?\\#]*@) }")
+
+
+def head_rules() -> str:
+    """The request line and headers stay within what a 16 KB buffer held (bufsize is larger)."""
+    return "\n".join([
+        refusal(414, f"the request target is longer than {MAX_HEAD_BYTES} bytes",
+                code="uri_too_long", cond=f"{{ url,length gt {MAX_HEAD_BYTES} }}"),
+        refusal(431, f"the request headers are larger than {MAX_HEAD_BYTES} bytes",
+                code="headers_too_large", cond=f"{{ req.hdrs,length gt {MAX_HEAD_BYTES} }}")])
+
+
+def body_rules(max_body_bytes: int, http_request_timeout: str) -> str:
+    """Every body obeys the limits, on every method and protocol, refused in the caller's
+    dialect; then the body is read before the request may take an Ollama slot."""
+    no_body = "a GET or HEAD request must not carry a body"
+    too_large = f"the request body is larger than {max_body_bytes} bytes"
+    length_required = "chunked request bodies are not accepted; send Content-Length"
+    return "\n".join([
+        "    # Bodies. A GET or HEAD carries none (HTTP/2 DATA frames without content-length are",
+        "    # caught once the body is read, below).",
+        "    acl get_or_head method GET HEAD",
+        refusal(400, no_body, code="body_not_allowed",
+                cond="get_or_head { req.hdr(transfer-encoding) -m found }"),
+        refusal(400, no_body, code="body_not_allowed", cond="get_or_head "
+                "{ req.hdr(content-length) -m found } !{ req.hdr_val(content-length) eq 0 }"),
+        "    # Refuse chunked uploads (their size is unknown up front) and oversized ones.",
+        refusal(411, length_required, code="length_required",
+                cond="{ req.hdr(transfer-encoding) -m found }"),
+        "    # Every exposed POST carries a JSON body: without Content-Length (HTTP/2 may omit",
+        "    # it) its size is unknown up front, so it is refused like a chunked upload.",
+        refusal(411, length_required, code="length_required",
+                cond="METH_POST !{ req.hdr(content-length) -m found }"),
+        "    # hdr_val is a 32-bit integer on 2.6, so a value longer than the limit's digits is",
+        "    # refused by its length first (max_body_bytes is capped at 9 digits).",
+        refusal(413, too_large, code="payload_too_large",
+                cond=f"{{ req.fhdr(content-length),length gt {len(str(max_body_bytes))} }}"),
+        refusal(413, too_large, code="payload_too_large",
+                cond=f"{{ req.hdr_val(content-length) gt {max_body_bytes} }}"),
+        "    # A slow client must not hold an Ollama slot: read the body (up to the buffer) under",
+        "    # timeout http-request before connecting, else 408. Bodies beyond the buffer stream",
+        "    # on to their own backend (see the routing below), whose slots are not the main ones.",
+        f"    http-request wait-for-body time {http_request_timeout}",
+        refusal(400, no_body, code="body_not_allowed", cond="get_or_head { req.body_len gt 0 }"),
+    ])
+
+
 def single_routing(entries: list[Entry], queue_size: int) -> str:
     """Cheap read-only routes to their own backend, bodies beyond the buffer to another, the
     rest to the inference backend. A full inference queue is said at once (HAProxy would park
@@ -412,15 +465,9 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         "timeout_server": t.server,
         "timeout_http_request": t.http_request,
         "tune_bufsize": str(TUNE_BUFSIZE),
-        "max_head_bytes": str(MAX_HEAD_BYTES),
-        "body_400_target": _error_body(400, "the request target has an empty authority or one with "
-                                            "user info", code="bad_target"),
-        "body_400_get_body": _error_body(400, "a GET or HEAD request must not carry a body",
-                                         code="body_not_allowed"),
-        "body_414": _error_body(400, f"the request target is longer than {MAX_HEAD_BYTES} "
-                                     "bytes", code="uri_too_long"),
-        "body_431": _error_body(400, f"the request headers are larger than {MAX_HEAD_BYTES} "
-                                     "bytes", code="headers_too_large"),
+        "target_rule": target_rule(),
+        "head_rules": head_rules(),
+        "body_rules": body_rules(lim.max_body_bytes, t.http_request),
         "timeout_keep_alive": t.keep_alive,
         "timeout_queue": t.queue,
         "errorfiles": "\n".join(errorfiles),
@@ -451,11 +498,6 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
             hint="run `ai-server allowlist` on the server to see what is exposed"),
         "auth_rules": auth,
         "acls": acls,
-        "body_411": _error_body(411),
-        "body_413": _error_body(413, f"the request body is larger than {lim.max_body_bytes} "
-                                     "bytes"),
-        "max_body_bytes": str(lim.max_body_bytes),
-        "max_body_digits": str(len(str(lim.max_body_bytes))),
         "backends": backends,
         "upstream_down": "" if settings.pool.nodes else refusal(
             502, UPSTREAM_DOWN, code="upstream_down", cond="{ nbsrv(ollama) eq 0 }",
@@ -465,9 +507,6 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         # networking would deliver tailnet connections to anything on 127.0.0.1.
         "metrics_bind": bind_address(split_hostport(g.upstream)[0], g.metrics_port),
     }
-    for key in ("body_411", "body_413", "body_400_target", "body_400_get_body", "body_414",
-                "body_431"):
-        assert "'" not in values[key], key  # the bodies sit inside single quotes
     config = string.Template(resources.read_text("haproxy/haproxy.cfg.tmpl")).substitute(values)
     # 0600: with a pool, the config carries the remote gateways' tokens
     files.insert(0, RenderedFile("haproxy.cfg", config, 0o600))
