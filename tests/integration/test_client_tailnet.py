@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_client_setup import Laptop
-from tests.integration.test_netns import REASON, ip, probe, req
+from tests.integration.test_netns import REASON, ip, probe
 from tests.support import tsfake
 from tests.support.gatewayproc import GatewayProcess, settings_toml
 
@@ -66,7 +66,9 @@ def lo_ns(tmp_path: Path) -> Iterator[str]:
                                           env=env, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + 20
-        target = ("127.0.0.2", GW_PORT, req("GET", "/api/version"))
+        # the gateway answers only to its own names: here the address it listens on
+        target = ("127.0.0.2", GW_PORT, f"GET /api/version HTTP/1.1\r\nHost: 127.0.0.2:{GW_PORT}"
+                                        "\r\nConnection: close\r\n\r\n")
         while not next(iter(probe(name, [target]).values())).startswith("HTTP/1.1 200"):
             assert time.monotonic() < deadline, "the gateway never came up"
             time.sleep(0.3)
