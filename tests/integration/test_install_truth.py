@@ -43,14 +43,14 @@ def test_preflight_lists_every_failed_check_with_its_fix(stack: Stack) -> None: 
         res = stack.cli(*extra, "install", "--yes")
         assert res.returncode == 5
         assert res.stderr.count("\n") == 1 and "more)" not in res.stderr
-        assert "tailscale: state NeedsLogin (fix: log in and connect: `tailscale up`)" \
+        assert "tailscale: Tailscale is logged out on this device (fix: log in: `tailscale up`)" \
             in res.stderr
         assert "haproxy: haproxy not found (fix: install haproxy from your distribution's " \
                "packages, e.g. `sudo apt install haproxy`)" in res.stderr
     env = json.loads(stack.cli("install", "--yes", "--json").stdout)
     assert env["ok"] is False  # one error per failed check, each with its fix
     assert [(e["code"], e["message"]) for e in env["errors"]] == [
-        ("preflight.tailscale", "tailscale: state NeedsLogin"),
+        ("preflight.tailscale", "tailscale: Tailscale is logged out on this device"),
         ("preflight.haproxy", "haproxy: haproxy not found")]
     assert all(e["hint"] for e in env["errors"])
 
@@ -63,7 +63,8 @@ def test_a_dry_run_on_a_bare_machine_still_shows_the_plan(stack: Stack) -> None:
     out = res.stdout
     assert "would write" in out and "would run: systemctl --user enable --now" in out
     assert "preflight failed; install would stop before changing anything:" in out
-    assert "FAIL  tailscale  state NeedsLogin  → log in and connect: `tailscale up`" in out
+    assert "FAIL  tailscale  Tailscale is logged out on this device  → log in: `tailscale up`" \
+        in out
     assert "FAIL  haproxy    haproxy not found" in out
     assert out.rstrip().endswith("(dry run: nothing changed)")
     env = json.loads(stack.cli("install", "--dry-run", "--json").stdout)
