@@ -244,9 +244,12 @@ def test_userspace_install_moves_ollama_to_ipv6_loopback(stack: Stack) -> None:
     from tests.support.rawhttp import exchange, request_bytes
 
     # 127.0.0.1:<port> — where tailscaled delivers — is the gateway; Ollama is on ::1 only.
-    assert exchange("127.0.0.1", stack.upstream, request_bytes("GET", "/api/tags")).status == 200
+    # (laptops name the server by its Tailscale address or MagicDNS name, as Host)
+    tailnet_host = f"{tsfake.status_doc()['TailscaleIPs'][0]}:{stack.upstream}"
     assert exchange("127.0.0.1", stack.upstream,
-                    request_bytes("POST", "/api/pull")).status == 403
+                    request_bytes("GET", "/api/tags", host=tailnet_host)).status == 200
+    assert exchange("127.0.0.1", stack.upstream,
+                    request_bytes("POST", "/api/pull", host=tailnet_host)).status == 403
     assert exchange("::1", stack.upstream, request_bytes(
         "GET", "/api/ps", host=f"[::1]:{stack.upstream}")).status == 200
     checks = {f["check"]: f for f in data["audit"]["findings"]}
