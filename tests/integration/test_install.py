@@ -349,7 +349,8 @@ def test_brew_services_restart_keeps_the_setup(brew_stack: BrewStack) -> None:
     deadline = time.monotonic() + 30  # the regenerated gateway answers again
     while True:
         try:
-            if exchange("127.0.0.1", s.port, request_bytes("GET", "/api/tags")).status == 200:
+            if exchange("127.0.0.1", s.port, request_bytes(
+                    "GET", "/api/tags", host=f"127.0.0.1:{s.port}")).status == 200:
                 break
         except OSError:
             pass
