@@ -200,14 +200,18 @@ def test_wrong_token_is_named_at_start(fresh: RealStack) -> None:
     assert res.returncode == 5
     assert "the server rejected this device token; run `ai-client setup --token" in res.stderr
     assert fresh.routes() == Counter()  # refused by the gateway, nothing reached Ollama
-    # what Claude Code itself shows for the 401 the wrapper now intercepts (REFERENCE 2.6)
+    # what Claude Code itself shows for the 401 the wrapper now intercepts: REFERENCE 2.6 saw
+    # "Not logged in"; with the gateway's Anthropic-shaped 401 (code token_rejected) Claude
+    # Code 2.1.332 prints the gateway's own message
     settings = fresh.stack.wrapper.with_name("claude-ollama.settings.json")
     env.update(json.loads(settings.read_text())["env"])  # the wrapper's values, bad token
     env["ANTHROPIC_AUTH_TOKEN"] = "wrong-token-000000000000"
     bare = subprocess.run([str(realclients.claude_bin()), "-p", "hi"], env=env,
                           cwd=fresh.stack.home, capture_output=True, text=True, timeout=120,
                           check=False)
-    assert bare.returncode == 1 and "Not logged in" in bare.stdout + bare.stderr
+    shown = bare.stdout + bare.stderr
+    assert bare.returncode == 1, shown
+    assert "API Error: 401 the device token was not accepted" in shown, shown
 
 
 def test_dead_server_is_named_at_start_and_retries_are_bounded(fresh: RealStack,

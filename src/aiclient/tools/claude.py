@@ -121,7 +121,7 @@ def render_wrapper(base_url: str, token: str, model: str, context_length: int,
         "report .claude/settings.json no",
         "report .claude/settings.local.json no",
         "# One cheap request: a wrong token or a dead server is named now, not after retries",
-        "# (Claude Code shows a 401 as \"Not logged in · Please run /login\").",
+        "# (Claude Code may show a 401 only as \"Not logged in · Please run /login\").",
         "if command -v curl >/dev/null 2>&1; then",
         '  code=$(curl -s -o /dev/null -w "%{http_code}" --connect-timeout 5 --max-time 10 '
         '-H "Authorization: Bearer $ANTHROPIC_AUTH_TOKEN" "$ANTHROPIC_BASE_URL/api/version") '
