@@ -814,6 +814,9 @@ def config_without_no_delay(text: str, ports: dict[int, int], stats_socket: str)
         stats = _STATS_RE.match(line)
         if stats:
             line = f"{stats.group(1)}{stats_socket}{stats.group(3)}"
+        if line.strip().startswith("acl host_ok "):  # the names it answers to carry the port
+            for old, new in ports.items():
+                line = re.sub(rf":{old}(?=\s|$)", f":{new}", line)
         out.append(line)
     if removed != 1:
         raise RuntimeError(f"expected one `{NO_DELAY_LINE}` line in the config, found {removed}")
