@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import HAPROXY_BINARIES
 from tests.support import realclients
 from tests.support.gatewayproc import GatewayProcess, free_port, start_gateway
 from tests.support.ollama_sim import RecordedRequest
@@ -55,8 +56,11 @@ class RealStack:
         return [json.loads(line) for line in gw.log_lines() if line.startswith("{")]
 
 
-@pytest.fixture(scope="module")
-def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealStack]:
+@pytest.fixture(scope="module", params=sorted(HAPROXY_BINARIES))
+def real(tmp_path_factory: pytest.TempPathFactory,
+         request: pytest.FixtureRequest) -> Iterator[RealStack]:
+    """The real clients go through the gateway on Debian's HAProxy and on 3.4.0 (Homebrew's)."""
+    haproxy = HAPROXY_BINARIES[request.param]
     tmp = tmp_path_factory.mktemp("real")
     tokens = tmp / "tokens.map"
     tokens.write_text(f"{TOKEN} laptop\n")
@@ -64,12 +68,12 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealStack]:
     with realclients.loopback_only():
         assert realclients.interfaces() == ["lo"] and realclients.routes() == ""
         stack = start_stack(tmp, gateway={"tokens": True, "tokens_file": str(tokens)},
-                            token=TOKEN)
+                            token=TOKEN, haproxy=haproxy)
         native_dir = tmp / "native"
         native_dir.mkdir()
         try:
             native = start_gateway(native_dir, stack.sim.port,
-                                   gateway={"profiles": ["default", "native"]})
+                                   gateway={"profiles": ["default", "native"]}, haproxy=haproxy)
         except Exception:
             stack.stop()
             raise

@@ -87,7 +87,7 @@ class Stack:
 
 
 def start_stack(tmp: Path, *, gateway: dict[str, Any] | None = None, token: str = "",
-                models: Any = None) -> Stack:
+                models: Any = None, haproxy: str | None = None) -> Stack:
     """Start the simulator and the real gateway, and prepare a laptop HOME (not yet set up)."""
     sim = OllamaSimulator(models=models)
     sim.record_body_limit = 4 * 1024 * 1024  # whole Claude Code requests, to assert on
@@ -95,7 +95,7 @@ def start_stack(tmp: Path, *, gateway: dict[str, Any] | None = None, token: str 
     workdir = tmp / "server"
     workdir.mkdir(parents=True)
     try:
-        gw = start_gateway(workdir, sim.port, gateway=gateway)
+        gw = start_gateway(workdir, sim.port, gateway=gateway, haproxy=haproxy)
     except Exception:
         sim.stop()
         raise
