@@ -845,7 +845,9 @@ class OllamaSimulator:
         self.total_vram_gib = 16.0  # what Ollama's default context follows when it is unset
         self.cloud_disabled = True  # OLLAMA_NO_CLOUD=1 (ai-server install sets it)
         self.default_keep_alive: float | None = 300.0
-        self.idle_timeout = 300.0
+        # Ollama's http.Server sets no timeouts (server/routes.go, Serve): an idle keep-alive
+        # connection stays open until the client closes it or Ollama exits. (seconds or None)
+        self.idle_timeout: float | None = None
         self.record_requests = True
         self.record_body_limit = RECORD_BODY_LIMIT  # Claude Code's requests are ~100-200 KB
         self.log: Callable[[str], None] | None = None
