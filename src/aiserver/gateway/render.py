@@ -98,11 +98,14 @@ def refusal(status: int, message: str, *, code: str, cond: str = "", unless: str
         native, other = _lf_json_fields(native), _lf_json_fields(other)
     for body in (native, other):
         assert "'" not in body, body  # the bodies sit inside single quotes
+    # Each line tests native_api first, so a request evaluates the condition once, not twice.
     if unless:
-        native_when, other_when = f"unless !native_api || {unless}", f"unless {unless}"
+        native_when = f"unless !native_api || {unless}"
+        other_when = f"unless native_api || {unless}"
     else:
-        native_when = "if " + " || ".join(f"native_api {term}" for term in cond.split(" || "))
-        other_when = f"if {cond}"
+        terms = cond.split(" || ")
+        native_when = "if " + " || ".join(f"native_api {term}" for term in terms)
+        other_when = "if " + " || ".join(f"!native_api {term}" for term in terms)
     head = f"    http-request return status {status} content-type application/json {hdr}{kind}"
     return f"{head} '{native}' {native_when}\n{head} '{other}' {other_when}"
 
@@ -298,6 +301,9 @@ def parse_token_map(text: str, source: str) -> list[tuple[str, str]]:
 # Buffers: a whole typical agent request fits (tune.bufsize); the request line and headers
 # keep the limit a default 16 KB buffer gave them (16384 - tune.maxrewrite).
 TUNE_BUFSIZE = 1 << 20
+# HAProxy >= 2.8: each thread keeps up to this much freed memory for reuse, room for the
+# buffers of a few requests (a request in flight uses several).
+MEMORY_HOT_SIZE = 4 * TUNE_BUFSIZE
 MAX_HEAD_BYTES = 15360
 # Bodies up to this size are read whole before connecting (bufsize minus the head, the
 # rewrite reserve and HTX block overhead, with margin); larger ones use ollama_bulk.
@@ -465,6 +471,7 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         "timeout_server": t.server,
         "timeout_http_request": t.http_request,
         "tune_bufsize": str(TUNE_BUFSIZE),
+        "memory_hot_size": str(MEMORY_HOT_SIZE),
         "target_rule": target_rule(),
         "head_rules": head_rules(),
         "body_rules": body_rules(lim.max_body_bytes, t.http_request),
