@@ -71,6 +71,9 @@ TARGET_STREAM_MS = 2.0  # streamed chunks within this of direct
 TARGET_LOAD_ERRORS = 0
 
 DIRECT, GATEWAY, NGINX, NO_DELAY_OFF = "direct", "gateway", "nginx", "no-delay off"
+BARE = "bare haproxy"
+# the proxies in the table's column order (each with an 'added' column beside it)
+PROXIES = (GATEWAY, BARE, NGINX, NO_DELAY_OFF)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -823,6 +826,40 @@ def config_without_no_delay(text: str, ports: dict[int, int], stats_socket: str)
     return "\n".join(out) + "\n"
 
 
+_SECTIONS_KEPT = ("global", "defaults", "http-errors")
+
+
+def bare_config(text: str, port: int, stats_socket: str) -> str:
+    """The same HAProxy doing only what nginx does here: the gateway's global, defaults and
+    error sections (buffers, timeouts, connection reuse) and its access log line, with one
+    frontend that forwards everything to Ollama, no request rules. The gap between this
+    column and nginx is HAProxy's; the gap between the gateway and this one is the rules'."""
+    keep: list[str] = ["# bench-gateway copy: the gateway minus its rules (bare proxying)."]
+    section = ""
+    log_format = upstream = ""
+    for line in text.splitlines():
+        if line and not line[0].isspace() and not line.startswith(("#", ".")):
+            section = line.split()[0]  # (".if"/".endif" blocks stay in their section)
+        stripped = line.strip()
+        if stripped.startswith("log-format ") and not log_format:
+            log_format = stripped
+        if stripped.startswith("server ollama ") and not upstream:
+            upstream = stripped.split()[2]
+        if section not in _SECTIONS_KEPT:
+            continue
+        stats = _STATS_RE.match(line)
+        if stats:
+            line = f"{stats.group(1)}{stats_socket}{stats.group(3)}"
+        keep.append(line)
+    if not log_format or not upstream:
+        raise RuntimeError("the rendered config has no log-format or no `server ollama` line")
+    keep += ["", "frontend bare", f"    bind {HOST}:{port}", f"    {log_format}",
+             "    default_backend ollama", "", "backend ollama",
+             f"    http-request set-header Host {upstream}",
+             f"    server ollama {upstream} maxconn {BENCH_LIMITS['upstream_concurrency']}"]
+    return "\n".join(keep) + "\n"
+
+
 @dataclass
 class Stack:
     """The simulator, the gateway and the gateway copy without http-no-delay."""
@@ -831,8 +868,8 @@ class Stack:
     sim: subprocess.Popen[bytes] | None = None
     sim_port: int = 0
     gateway: Any = None  # tests.support.gatewayproc.GatewayProcess
-    no_delay_off: subprocess.Popen[bytes] | None = None
-    no_delay_off_port: int = 0
+    # HAProxy copies of the rendered config: target -> (process, port)
+    copies: dict[str, tuple[subprocess.Popen[bytes], int]] = field(default_factory=dict)
     nginx: subprocess.Popen[bytes] | None = None
     nginx_port: int = 0
     with_nginx: bool = True
@@ -872,20 +909,15 @@ class Stack:
             stats = _STATS_RE.match(line)
             if stats and Path(stats.group(2)).parent.name.startswith("aigw-"):
                 self._socket_dirs.append(Path(stats.group(2)).parent)  # start_gateway's mkdtemp
-        self.no_delay_off_port = free_port()
         sock_dir = tempfile.mkdtemp(prefix="bgw-", dir="/tmp")  # Unix socket paths are short
         self._socket_dirs.append(Path(sock_dir))
-        copy = self.workdir / "haproxy-no-delay-off.cfg"
-        copy.write_text(config_without_no_delay(
-            rendered.read_text(),
-            {self.gateway.port: self.no_delay_off_port, self.gateway.metrics_port: free_port()},
-            f"{sock_dir}/admin.sock"))
-        hap_log = open(self.workdir / "haproxy-no-delay-off.log", "wb")  # noqa: SIM115
-        self._files.append(hap_log)
-        self.no_delay_off = subprocess.Popen([binary, "-W", "-db", "-f", str(copy)],
-                                             stdin=subprocess.DEVNULL, stdout=hap_log,
-                                             stderr=subprocess.STDOUT)
-        wait_port(self.no_delay_off_port, self.no_delay_off)
+        text = rendered.read_text()
+        port = free_port()
+        self._start_copy(binary, NO_DELAY_OFF, port, config_without_no_delay(
+            text, {self.gateway.port: port, self.gateway.metrics_port: free_port()},
+            f"{sock_dir}/no-delay-off.sock"))
+        port = free_port()
+        self._start_copy(binary, BARE, port, bare_config(text, port, f"{sock_dir}/bare.sock"))
         if self.with_nginx:
             self.nginx_port = free_port()
             conf = self.workdir / "nginx.conf"
@@ -898,6 +930,17 @@ class Stack:
                                           stderr=subprocess.STDOUT)
             wait_port(self.nginx_port, self.nginx)
         self._wait_ready()
+
+    def _start_copy(self, binary: str, name: str, port: int, config: str) -> None:
+        slug = name.replace(" ", "-")
+        path = self.workdir / f"haproxy-{slug}.cfg"
+        path.write_text(config)
+        log = open(self.workdir / f"haproxy-{slug}.log", "wb")  # noqa: SIM115 (closed in stop())
+        self._files.append(log)
+        proc = subprocess.Popen([binary, "-W", "-db", "-f", str(path)], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT)
+        self.copies[name] = (proc, port)
+        wait_port(port, proc)
 
     def _wait_ready(self) -> None:
         """Until every target answers GET /api/version with 200 (health checks are up)."""
@@ -917,8 +960,8 @@ class Stack:
                 time.sleep(0.1)
 
     def ports(self) -> dict[str, int]:
-        ports = {DIRECT: self.sim_port, GATEWAY: int(self.gateway.port),
-                 NO_DELAY_OFF: self.no_delay_off_port}
+        ports = {DIRECT: self.sim_port, GATEWAY: int(self.gateway.port)}
+        ports.update({name: port for name, (_, port) in self.copies.items()})
         if self.nginx is not None:
             ports[NGINX] = self.nginx_port
         return ports
@@ -929,15 +972,14 @@ class Stack:
             pids["sim"] = self.sim.pid
         if self.gateway is not None:
             pids[GATEWAY] = int(self.gateway.proc.pid)
-        if self.no_delay_off is not None:
-            pids[NO_DELAY_OFF] = self.no_delay_off.pid
+        pids.update({name: proc.pid for name, (proc, _) in self.copies.items()})
         if self.nginx is not None:
             pids[NGINX] = self.nginx.pid
         return pids
 
     def stop(self) -> None:
         errors: list[str] = []
-        for stop in (self._stop_nginx, self._stop_no_delay_off, self._stop_gateway,
+        for stop in (self._stop_nginx, self._stop_copies, self._stop_gateway,
                      self._stop_sim):
             try:
                 stop()
@@ -954,9 +996,9 @@ class Stack:
         if self.nginx is not None:
             stop_process(self.nginx)
 
-    def _stop_no_delay_off(self) -> None:
-        if self.no_delay_off is not None:
-            stop_process(self.no_delay_off)
+    def _stop_copies(self) -> None:
+        for proc, _ in self.copies.values():
+            stop_process(proc)
 
     def _stop_gateway(self) -> None:
         if self.gateway is not None:
@@ -1043,18 +1085,20 @@ def _jitter(gaps: Sequence[float], nominal_ms: float) -> float:
 
 def render(rep: Report) -> Iterator[str]:
     plan = rep.plan
-    cols = [DIRECT, GATEWAY, "added", NGINX, "added", NO_DELAY_OFF, "added"]
+    cols = [DIRECT] + [c for t in PROXIES for c in (t, "added")]
     yield (f"bench-gateway ({plan.mode} mode): {rep.haproxy_version}, {os.cpu_count()} CPUs, "
            "upstream = Ollama simulator (separate process), all on 127.0.0.1")
     yield ("direct = this client + the simulator alone (the floor these clients can measure); "
            "'added' = minus direct")
     yield f"'no-delay off' = the gateway's rendered config without `{NO_DELAY_LINE}`"
+    yield ("'bare haproxy' = the same HAProxy, global and defaults (buffers, connection reuse) "
+           "and access log, with no request rules: the proxy alone, as nginx is configured")
     yield ""
     yield _row("", cols)
 
     def triple(values: Sequence[float], digits: int = 2) -> list[str]:
-        """direct, then value and value-minus-direct for gateway, nginx, no-delay off."""
-        d, *rest = (*values, math.nan, math.nan, math.nan)[:4]
+        """direct, then value and value-minus-direct for each of PROXIES."""
+        d, *rest = (*values, *[math.nan] * len(PROXIES))[:1 + len(PROXIES)]
         cells = [fmt(d, digits)]
         for v in rest:
             cells += [fmt(v, digits), fmt(v - d, digits, True)]
@@ -1062,13 +1106,12 @@ def render(rep: Report) -> Iterator[str]:
 
     for label, samples in ((f"1 (keep-alive, {plan.rounds} alternating batches)", rep.c1),
                            (f"{plan.c32_workers} (asyncio, one client process)", rep.c32)):
-        d, g = samples.ms.get(DIRECT, []), samples.ms.get(GATEWAY, [])
-        ng = samples.ms.get(NGINX, [])
-        yield (f"GET {SMALL_REQUEST_PATH}, concurrency {label}, {len(d)} + {len(g)} + "
-               f"{len(ng)} requests")
+        measured = [samples.ms.get(t, []) for t in (DIRECT, *PROXIES)]
+        counts = " + ".join(str(len(v)) for v in measured if v)
+        yield f"GET {SMALL_REQUEST_PATH}, concurrency {label}, {counts} requests"
         for q in (50, 99):
             yield _row(f"  latency p{q} ms", triple(
-                (percentile(d, q), percentile(g, q), percentile(ng, q)), digits=3))
+                [percentile(v, q) for v in measured], digits=3))
         if samples.errors:
             yield "  errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(samples.errors.items()))
 
@@ -1078,15 +1121,14 @@ def render(rep: Report) -> Iterator[str]:
            f"{plan.stream_chunks} tokens, {gap_ms:.0f} ms nominal gap, SSE events timed")
 
     def srow(fn: Callable[[StreamFigures], float]) -> list[str]:
-        return triple([fn(s[t]) if t in s else math.nan
-                       for t in (DIRECT, GATEWAY, NGINX, NO_DELAY_OFF)])
+        return triple([fn(s[t]) if t in s else math.nan for t in (DIRECT, *PROXIES)])
 
     yield _row("  time to first chunk p50 ms", srow(lambda f: percentile(f.ttfc_ms, 50)))
     yield _row("  time to first chunk max ms", srow(lambda f: max(f.ttfc_ms, default=math.nan)))
     yield _row("  inter-chunk delay mean ms", srow(lambda f: mean(f.gaps_ms)))
     yield _row("  inter-chunk delay p99 ms", srow(lambda f: percentile(f.gaps_ms, 99)))
     yield _row(f"  mean |gap - {gap_ms:.0f} ms| ms", srow(lambda f: _jitter(f.gaps_ms, gap_ms)))
-    for t in (DIRECT, GATEWAY, NGINX, NO_DELAY_OFF):
+    for t in (DIRECT, *PROXIES):
         if t in s and s[t].errors:
             yield f"  {t} errors: " + ", ".join(f"{k} x{v}" for k, v in s[t].errors.items())
 
@@ -1095,7 +1137,7 @@ def render(rep: Report) -> Iterator[str]:
            "connect() to the first SSE event")
     for q in (50, 99):
         yield _row(f"  first chunk p{q} ms", triple(
-            [percentile(f.get(t, []), q) for t in (DIRECT, GATEWAY, NGINX, NO_DELAY_OFF)],
+            [percentile(f.get(t, []), q) for t in (DIRECT, *PROXIES)],
             digits=3))
 
     load = rep.load
@@ -1106,17 +1148,15 @@ def render(rep: Report) -> Iterator[str]:
 
     def lrow(fn: Callable[[LoadFigures], float], digits: int = 2,
              added: bool = True) -> list[str]:
-        vals = [fn(load[t]) if t in load else math.nan
-                for t in (DIRECT, GATEWAY, NGINX, NO_DELAY_OFF)]
+        vals = [fn(load[t]) if t in load else math.nan for t in (DIRECT, *PROXIES)]
         cells = triple(vals, digits=digits)
-        return cells if added else [cells[0], cells[1], "", cells[3], "", cells[5], ""]
+        return cells if added else [c if i == 0 or i % 2 else "" for i, c in enumerate(cells)]
 
     def count_cell(t: str, fn: Callable[[LoadFigures], int]) -> str:
         return str(fn(load[t])) if t in load else "-"
 
     def count_row(fn: Callable[[LoadFigures], int]) -> list[str]:
-        return [count_cell(DIRECT, fn), count_cell(GATEWAY, fn), "", count_cell(NGINX, fn), "",
-                count_cell(NO_DELAY_OFF, fn), ""]
+        return [count_cell(DIRECT, fn)] + [c for t in PROXIES for c in (count_cell(t, fn), "")]
 
     yield _row("  streams completed", count_row(lambda f: f.result.streams_ok))
     yield _row("  errors", count_row(lambda f: sum(f.result.errors.values())))
@@ -1133,7 +1173,7 @@ def render(rep: Report) -> Iterator[str]:
     yield _row("  CPU % of a core: the proxy",
                lrow(lambda f: 100 * f.cpu_s.get("haproxy", math.nan) / f.wall_s, 0, added=False))
     yield _row("  proxy resident memory, peak MiB", lrow(lambda f: f.rss_mib, 1, added=False))
-    for t in (DIRECT, GATEWAY, NGINX, NO_DELAY_OFF):
+    for t in (DIRECT, *PROXIES):
         if t in load and load[t].result.errors:
             yield f"  {t} errors: " + ", ".join(
                 f"{k} x{v}" for k, v in sorted(load[t].result.errors.items()))
@@ -1197,6 +1237,18 @@ def verdicts(rep: Report) -> Iterator[str]:
         yield (f"{verdict(ok)}  added first chunk p50 on fresh connections vs nginx: gateway "
                f"{fmt(g_fc, 3, True)} ms, nginx {fmt(n_fc, 3, True)} ms (target: gateway <= "
                "nginx)")
+
+    if rep.c1.ms.get(BARE) and rep.fresh.get(BARE):
+        c1_added = {t: percentile(rep.c1.ms.get(t, []), 50) - percentile(c1d, 50)
+                    for t in (GATEWAY, BARE, NGINX)}
+        fd = percentile(rep.fresh.get(DIRECT, []), 50)
+        fc_added = {t: percentile(rep.fresh.get(t, []), 50) - fd for t in (GATEWAY, BARE, NGINX)}
+        yield ("INFO  where the gateway's added time goes (p50, same run): the request rules and "
+               f"log fields {fmt(c1_added[GATEWAY] - c1_added[BARE], 3, True)} ms per request, "
+               f"{fmt(fc_added[GATEWAY] - fc_added[BARE], 3, True)} ms to a fresh connection's "
+               "first chunk; bare HAProxy vs nginx "
+               f"{fmt(c1_added[BARE] - c1_added[NGINX], 3, True)} ms per request, "
+               f"{fmt(fc_added[BARE] - fc_added[NGINX], 3, True)} ms to a first chunk")
 
     nd = stream_diffs(NO_DELAY_OFF)
     parts = [f"{k} {fmt(v, 1, True)} ms" for k, v in nd.items()]
@@ -1265,7 +1317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "http-no-delay")
         stack.start()
         ports = stack.ports()
-        pair = {t: ports[t] for t in (DIRECT, GATEWAY, NGINX) if t in ports}
+        pair = {t: ports[t] for t in (DIRECT, GATEWAY, BARE, NGINX) if t in ports}
         progress("small requests, concurrency 1")
         c1 = bench_small_c1(pair, plan)
         progress("small requests, concurrency 32")
