@@ -77,8 +77,9 @@ def test_rendered_config_is_valid_and_warning_free(name: str, tmp_path: Path,
         assert not re.match(r"^(\*|0\.0\.0\.0|\[::\]|:::|:)", b), b
     for needle in ("option http-no-delay", "option abortonclose", "timeout server",
                    "option httpchk GET /api/version", "maxconn", "maxqueue",
-                   "errorfile 503", "errorfile 504", "errorfile 408", "errorfile 502",
-                   "errorfile 500", "set-header Host 127.0.0.1:11434", "del-header origin",
+                   "errorfile 408", "errorfile 400", "http-error status 502",
+                   "http-error status 503", "http-error status 504", "http-error status 500",
+                   "set-header Host 127.0.0.1:11434", "del-header origin",
                    "prometheus-exporter", "stats socket", "mode 600"):
         assert needle in cfg, needle
 
@@ -86,13 +87,30 @@ def test_rendered_config_is_valid_and_warning_free(name: str, tmp_path: Path,
 def test_errorfiles_are_complete_http_responses_with_json(tmp_path: Path) -> None:
     s = parse('[gateway]\nlisten = ["127.0.0.1"]\n')
     rendered = render(s, ["127.0.0.1"], tmp_path, stats_socket=tmp_path / "a.sock")
-    pages = [f for f in rendered.files if f.relpath.startswith("errors/")]
-    assert {p.relpath for p in pages} >= {f"errors/{c}.http" for c in (408, 500, 502, 503, 504)}
+    pages = [f for f in rendered.files if f.relpath.endswith(".http")]
+    assert {p.relpath for p in pages} >= {f"errors/{c}.http" for c in (400, 408, 413, 429)}
     for page in pages:
         head, body = page.content.split("\r\n\r\n", 1)
         assert head.startswith(f"HTTP/1.1 {page.relpath[7:10]} ")
         assert f"Content-Length: {len(body.encode())}" in head
         assert json.loads(body)["error"]["source"] == "ai-server gateway"
+
+
+def test_errors_haproxy_answers_mid_request_have_both_dialects(tmp_path: Path) -> None:
+    """500/502/503/504 come from HAProxy while a request is under way: one map per code with
+    Ollama's native shape (for /api/*) and the Anthropic/OpenAI shape, chosen at reply time."""
+    s = parse('[gateway]\nlisten = ["127.0.0.1"]\n')
+    rendered = render(s, ["127.0.0.1"], tmp_path, stats_socket=tmp_path / "a.sock")
+    for code in (500, 502, 503, 504):
+        lines = rendered.file(f"errors/{code}.map").content.splitlines()
+        assert [line.split(" ", 1)[0] for line in lines] == ["native", "other"]
+        native, other = (json.loads(line.split(" ", 1)[1]) for line in lines)
+        assert isinstance(native["error"], str) and native["code"] == other["error"]["code"]
+        assert native["error"] == other["error"]["message"]
+        line = next(x for x in rendered.config.splitlines()
+                    if x.strip().startswith(f"http-error status {code} "))
+        assert f"map('{tmp_path}/errors/{code}.map')" in line
+        assert ("Retry-After" in line) == (code == 503)
 
 
 def test_render_is_deterministic_and_cli_prints_it(tmp_path: Path) -> None:
@@ -104,7 +122,8 @@ def test_render_is_deterministic_and_cli_prints_it(tmp_path: Path) -> None:
     out = tmp_path / "rendered"
     res = cli("--config", str(cfg), "config", "render", "--output", str(out))
     assert res.returncode == 0, res.stderr
-    assert (out / "haproxy.cfg").read_text().count(f"errorfile 503 '{out}/errors/503.http'") == 1
+    assert (out / "haproxy.cfg").read_text().count(f"errorfile 408 '{out}/errors/408.http'") == 1
+    assert (out / "errors/503.map").is_file()
     again = cli("--config", str(cfg), "config", "render", "--output", str(out))
     assert "nothing written, all" in again.stderr and "already up to date" in again.stderr
 

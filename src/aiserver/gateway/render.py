@@ -19,7 +19,9 @@ from aiserver.allowlist import Entry, entries_for
 from aiserver.gateway.pool import CHECK, UPSTREAM_DOWN, cfg_path, render_pool
 from aiserver.settings import Settings, duration_ms, split_hostport
 
-ERRORFILE_CODES = (400, 401, 403, 404, 405, 408, 413, 429, 500, 501, 502, 503, 504)
+ERRORFILE_CODES = (400, 401, 403, 404, 405, 408, 413, 429, 501)  # static pages
+# Answered by HAProxy within a request (so in the caller's dialect: see dialect_error_map)
+DIALECT_ERROR_CODES = (500, 502, 503, 504)
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
 DEVICE_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 HOST_NAME_RE = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
@@ -129,6 +131,22 @@ def _http_errorfile(code: int) -> str:
             f"Content-Length: {len(body.encode())}\r\nCache-Control: no-cache\r\n"
             "Connection: close\r\n\r\n")
     return head + body
+
+
+def dialect_error_map(code: int) -> str:
+    """The map of one HAProxy error reply: key `native` (Ollama's {"error": …} shape, for
+    /api/*) and `other` (the Anthropic/OpenAI shape), each value one line of JSON."""
+    other = json.loads(resources.read_text(f"haproxy/errors/{code}.json"))
+    err = other["error"]
+    native = _native_body(err["message"], code=err["code"])
+    return f"native {native}\nother {json.dumps(other, separators=(',', ':'))}\n"
+
+
+def http_error_line(code: int, map_path: Path) -> str:
+    retry = "hdr Retry-After 10 " if code in (429, 503) else ""
+    return (f"    http-error status {code} content-type application/json {retry}"
+            f"hdr Cache-Control no-cache lf-string "
+            f"\"%[var(txn.dialect,other),map({cfg_path(map_path)})]\"")
 
 
 def bind_address(addr: str, port: int) -> str:
@@ -444,6 +462,11 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         rel = f"errors/{code}.http"
         files.append(RenderedFile(rel, _http_errorfile(code)))
         errorfiles.append(f"    errorfile {code} {cfg_path(target_dir / rel)}")
+    http_errors = []
+    for code in DIALECT_ERROR_CODES:
+        rel = f"errors/{code}.map"
+        files.append(RenderedFile(rel, dialect_error_map(code)))
+        http_errors.append(http_error_line(code, target_dir / rel))
     auth = ""
     if g.tokens:
         pairs = parse_token_map(token_map or "", "the token map")
@@ -478,6 +501,7 @@ def render(settings: Settings, listen: list[str], target_dir: Path, *,
         "timeout_keep_alive": t.keep_alive,
         "timeout_queue": t.queue,
         "errorfiles": "\n".join(errorfiles),
+        "http_errors": "\n".join(http_errors),
         "binds": "\n".join(bind_line(a, g.port) for a in listen),
         "max_connections": str(lim.max_connections),
         "log_format": log_format(),
