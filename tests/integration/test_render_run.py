@@ -256,3 +256,21 @@ def test_config_header_claims_the_haproxy_versions_the_tests_run(haproxy_binary:
                              check=True).stdout.split()[2].split("-")[0]
     assert re.search(rf"\b{re.escape(version)}\b", header), (version, header)
     assert "3.3" not in header  # no version claimed that no test runs
+
+
+def test_only_backends_to_ollama_itself_reuse_idle_connections_for_first_requests(
+        tmp_path: Path) -> None:
+    """`http-reuse always` is safe towards Ollama, which never closes an idle connection; pool
+    nodes are other gateways, which close idle ones after their keep-alive timeout, so a
+    first request could race that close: their backends and relays keep HAProxy's default."""
+    single = render(parse('[gateway]\nlisten = ["127.0.0.1"]\n'), ["127.0.0.1"],
+                    tmp_path / "a", stats_socket=tmp_path / "a.sock").config
+    sections = re.split(r"^(?=\S)", single, flags=re.M)
+    reusing = [sec.split()[1] for sec in sections if "\n    http-reuse always" in sec]
+    assert reusing == ["ollama", "ollama_meta", "ollama_bulk"]
+    pooled = render(parse('[gateway]\nlisten = ["127.0.0.1"]\n[pool]\nnodes = '
+                          '["127.0.0.1:11434", "gpu.tail1234.ts.net:11434"]\n'),
+                    ["127.0.0.1"], tmp_path / "b", stats_socket=tmp_path / "b.sock",
+                    pool_tokens={"gpu.tail1234.ts.net:11434": "token-gpu-0123456789"}).config
+    assert "listen pool_relay_1" in pooled
+    assert "http-reuse" not in pooled
