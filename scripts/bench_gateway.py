@@ -831,8 +831,9 @@ _SECTIONS_KEPT = ("global", "defaults", "http-errors")
 
 def bare_config(text: str, port: int, stats_socket: str) -> str:
     """The same HAProxy doing only what nginx does here: the gateway's global, defaults and
-    error sections (buffers, timeouts, connection reuse) and its access log line, with one
-    frontend that forwards everything to Ollama, no request rules. The gap between this
+    error sections (buffers, timeouts) and its access log line, with one frontend that
+    forwards everything to Ollama over a backend that reuses connections like the gateway's,
+    no request rules. The gap between this
     column and nginx is HAProxy's; the gap between the gateway and this one is the rules'."""
     keep: list[str] = ["# bench-gateway copy: the gateway minus its rules (bare proxying)."]
     section = ""
@@ -854,8 +855,8 @@ def bare_config(text: str, port: int, stats_socket: str) -> str:
     if not log_format or not upstream:
         raise RuntimeError("the rendered config has no log-format or no `server ollama` line")
     keep += ["", "frontend bare", f"    bind {HOST}:{port}", f"    {log_format}",
-             "    default_backend ollama", "", "backend ollama",
-             f"    http-request set-header Host {upstream}",
+             "    default_backend ollama", "", "backend ollama", "    option abortonclose",
+             "    http-reuse always", f"    http-request set-header Host {upstream}",
              f"    server ollama {upstream} maxconn {BENCH_LIMITS['upstream_concurrency']}"]
     return "\n".join(keep) + "\n"
 
@@ -1091,7 +1092,7 @@ def render(rep: Report) -> Iterator[str]:
     yield ("direct = this client + the simulator alone (the floor these clients can measure); "
            "'added' = minus direct")
     yield f"'no-delay off' = the gateway's rendered config without `{NO_DELAY_LINE}`"
-    yield ("'bare haproxy' = the same HAProxy, global and defaults (buffers, connection reuse) "
+    yield ("'bare haproxy' = the same HAProxy, global and defaults (buffers), connection reuse "
            "and access log, with no request rules: the proxy alone, as nginx is configured")
     yield ""
     yield _row("", cols)

@@ -78,7 +78,7 @@ def test_rendered_config_is_valid_and_warning_free(name: str, tmp_path: Path,
     for needle in ("option http-no-delay", "option abortonclose", "timeout server",
                    "option httpchk GET /api/version", "maxconn", "maxqueue",
                    "errorfile 408", "errorfile 400", "http-error status 502",
-                   "http-error status 503", "http-error status 504", "http-error status 500",
+                   "http-error status 503", "http-error status 504", "errorfile 500",
                    "set-header Host 127.0.0.1:11434", "del-header origin",
                    "prometheus-exporter", "stats socket", "mode 600"):
         assert needle in cfg, needle
@@ -97,11 +97,11 @@ def test_errorfiles_are_complete_http_responses_with_json(tmp_path: Path) -> Non
 
 
 def test_errors_haproxy_answers_mid_request_have_both_dialects(tmp_path: Path) -> None:
-    """500/502/503/504 come from HAProxy while a request is under way: one map per code with
+    """502/503/504 come from HAProxy while a request is under way: one map per code with
     Ollama's native shape (for /api/*) and the Anthropic/OpenAI shape, chosen at reply time."""
     s = parse('[gateway]\nlisten = ["127.0.0.1"]\n')
     rendered = render(s, ["127.0.0.1"], tmp_path, stats_socket=tmp_path / "a.sock")
-    for code in (500, 502, 503, 504):
+    for code in (502, 503, 504):
         lines = rendered.file(f"errors/{code}.map").content.splitlines()
         assert [line.split(" ", 1)[0] for line in lines] == ["native", "other"]
         native, other = (json.loads(line.split(" ", 1)[1]) for line in lines)
@@ -111,6 +111,21 @@ def test_errors_haproxy_answers_mid_request_have_both_dialects(tmp_path: Path) -
                     if x.strip().startswith(f"http-error status {code} "))
         assert f"map('{tmp_path}/errors/{code}.map')" in line
         assert ("Retry-After" in line) == (code == 503)
+        assert ("retry_after_seconds" in native) == (code == 503)
+
+
+def test_a_state_dir_that_the_error_maps_cannot_name_is_refused(tmp_path: Path) -> None:
+    """Inside the double-quoted reply format HAProxy expands $NAME and unescapes backslashes,
+    so a state directory with `$`, `\\` or `"` would make it open another file (or fail)."""
+    from aicommon.errors import AiError
+
+    s = parse('[gateway]\nlisten = ["127.0.0.1"]\n')
+    for name in ("d$HOME", 'q"uote', "back\\slash"):
+        with pytest.raises(AiError) as err:
+            render(s, ["127.0.0.1"], tmp_path / name, stats_socket=tmp_path / "a.sock")
+        assert err.value.code == "gateway.path"
+    render(s, ["127.0.0.1"], tmp_path / "Application Support, (x) 100%",
+           stats_socket=tmp_path / "a.sock")
 
 
 def test_render_is_deterministic_and_cli_prints_it(tmp_path: Path) -> None:
@@ -274,3 +289,6 @@ def test_only_backends_to_ollama_itself_reuse_idle_connections_for_first_request
                     pool_tokens={"gpu.tail1234.ts.net:11434": "token-gpu-0123456789"}).config
     assert "listen pool_relay_1" in pooled
     assert "http-reuse" not in pooled
+    relay = re.split(r"^(?=\S)", pooled.split("listen pool_relay_1", 1)[1], flags=re.M)[0]
+    # a relay's own 502/503/504 for a remote node come in the caller's dialect too
+    assert "http-request set-var(txn.dialect) str(native) if { path_beg /api/ }" in relay

@@ -120,6 +120,8 @@ def render_pool(settings: Settings, target_dir: Path, sock_dir: Path,
                  f"    bind {cfg_path(f'unix@{relay_socket(sock_dir, i)}')} mode 600",
                  "    no log",
                  "    option abortonclose",
+                 "    # its own 502/503/504 in the caller's dialect, like the gateway's",
+                 "    http-request set-var(txn.dialect) str(native) if { path_beg /api/ }",
                  f"    http-request set-header Host {node}"]
         token = tokens.get(node)
         if token:

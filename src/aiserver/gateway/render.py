@@ -19,9 +19,11 @@ from aiserver.allowlist import Entry, entries_for
 from aiserver.gateway.pool import CHECK, UPSTREAM_DOWN, cfg_path, render_pool
 from aiserver.settings import Settings, duration_ms, split_hostport
 
-ERRORFILE_CODES = (400, 401, 403, 404, 405, 408, 413, 429, 501)  # static pages
-# Answered by HAProxy within a request (so in the caller's dialect: see dialect_error_map)
-DIALECT_ERROR_CODES = (500, 502, 503, 504)
+# Static pages: also what HAProxy's HTTP parser sends before a request exists (400, 408 for
+# headers that never complete, its own 500), where a reply cannot be computed.
+ERRORFILE_CODES = (400, 401, 403, 404, 405, 408, 413, 429, 500, 501)
+# Only ever answered within a request, so in the caller's dialect (see dialect_error_map)
+DIALECT_ERROR_CODES = (502, 503, 504)
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
 DEVICE_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 HOST_NAME_RE = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
@@ -138,11 +140,19 @@ def dialect_error_map(code: int) -> str:
     /api/*) and `other` (the Anthropic/OpenAI shape), each value one line of JSON."""
     other = json.loads(resources.read_text(f"haproxy/errors/{code}.json"))
     err = other["error"]
-    native = _native_body(err["message"], code=err["code"])
+    extra = {"retry_after_seconds": "10"} if code == 503 else {}
+    err.update(extra)
+    native = _native_body(err["message"], code=err["code"], **extra)
     return f"native {native}\nother {json.dumps(other, separators=(',', ':'))}\n"
 
 
 def http_error_line(code: int, map_path: Path) -> str:
+    """The map's path sits in single quotes inside a double-quoted log-format string, where
+    HAProxy would expand `$NAME` and unescape backslashes: such paths are refused."""
+    if any(c in str(map_path) for c in '"$\\'):
+        raise AiError(f"the path {str(map_path)!r} cannot be written into haproxy.cfg (a $, a "
+                      "backslash or a double quote)", "use a plain path (AI_SERVER_HOME)",
+                      code="gateway.path", exit_code=ExitCode.CONFIG)
     retry = "hdr Retry-After 10 " if code in (429, 503) else ""
     return (f"    http-error status {code} content-type application/json {retry}"
             f"hdr Cache-Control no-cache lf-string "
