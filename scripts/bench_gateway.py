@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the gateway against a direct connection to the upstream, side by side in one run.
 
-Three targets serve the same Ollama simulator (its own process, so its GIL does not share a
+These targets serve the same Ollama simulator (its own process, so its GIL does not share a
 core's time slices with the load generator's):
 
 * ``direct``   the simulator itself;
@@ -12,7 +12,11 @@ core's time slices with the load generator's):
   into the test cache on first use, never installed as a service; it listens on 127.0.0.1
   only); ``--no-nginx`` leaves it out;
 * ``no-delay off``  a second HAProxy running a copy of the gateway's rendered config without
-  the line ``option http-no-delay`` (streaming figures only, to show why the line is there).
+  the line ``option http-no-delay`` (streaming figures only, to show why the line is there);
+* ``bare haproxy``  a third HAProxy with the gateway's global and defaults sections and access
+  log, one frontend and one backend with the gateway's connection reuse, no request rules:
+  what the same proxy costs doing only nginx's job, so the report can say how much of the
+  gateway's added time is its rules and how much HAProxy itself (not in the load phase).
 
 Figures: ``GET /api/version`` latency p50/p99 at concurrency 1 and 32 (direct and gateway
 measured in alternating batches, so drift in machine load hits both alike); time to the first
