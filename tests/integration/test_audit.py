@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_netns import REASON
+from tests.integration.test_netns import REASON, stop_processes
 from tests.support import tsfake
 from tests.support.gatewayproc import settings_toml
 
@@ -101,10 +101,4 @@ def test_audit_clean_then_finding_when_ollama_is_exposed(ns: str, tmp_path: Path
         assert [f["check"] for f in bad] == ["ollama-loopback"]
         assert f"{OTHER_IP}:11434" in bad[0]["detail"]
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_client_setup import Laptop
-from tests.integration.test_netns import REASON, ip, probe
+from tests.integration.test_netns import REASON, ip, probe, stop_processes
 from tests.support import tsfake
 from tests.support.gatewayproc import GatewayProcess, settings_toml
 
@@ -74,13 +74,7 @@ def lo_ns(tmp_path: Path) -> Iterator[str]:
             time.sleep(0.3)
         yield name
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
         ip("netns", "del", name)
 
 

@@ -94,6 +94,17 @@ PROBE = textwrap.dedent("""
 """)
 
 
+def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate every process, then wait for each (killing one that outlives 10 s)."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def in_ns(ns: str, *argv: str, **kw: object) -> subprocess.Popen[bytes]:
     return subprocess.Popen(["ip", "netns", "exec", ns, *argv], **kw)  # type: ignore[call-overload]
 
@@ -150,10 +161,4 @@ def test_client_reaches_gateway_and_never_ollama(namespaces: tuple[str, str],
         local = probe(srv, [("127.0.0.1", PORT, req("POST", "/api/pull"))])
         assert next(iter(local.values())).startswith("HTTP/1.1 ")
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_netns import REASON, in_ns, ip, probe
+from tests.integration.test_netns import REASON, in_ns, ip, probe, stop_processes
 from tests.support import tsfake
 from tests.support.gatewayproc import settings_toml
 
@@ -95,13 +95,7 @@ class Server:
         return res.returncode, {f["check"]: f for f in doc["data"]["findings"]}
 
     def stop(self) -> None:
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(self.procs)
 
 
 def request(method: str, path: str, host: str) -> str:
